@@ -1,0 +1,26 @@
+import { writeFileSync } from 'node:fs';
+import { machineLine, renderTable, type Section } from './harness';
+import { watermarkSections } from './watermark';
+
+/** Runs every benchmark suite and writes BENCHMARKS.md at the repository root. */
+async function main(): Promise<void> {
+  const sections: Section[] = [];
+  for (const suite of [watermarkSections]) {
+    const made = await suite();
+    for (const section of made) console.log(renderTable(section));
+    sections.push(...made);
+  }
+  const header = [
+    '# Benchmarks',
+    '',
+    `Made by \`pnpm bench\` on ${new Date().toISOString().slice(0, 10)}: ${machineLine()}.`,
+    'Machines here are shared and noisy: compare figures as ratios within one run, not across runs.',
+    '',
+  ];
+  writeFileSync(
+    new URL('../BENCHMARKS.md', import.meta.url),
+    [...header, ...sections.map(renderTable)].join('\n'),
+  );
+}
+
+await main();

@@ -1,0 +1,37 @@
+export { WatermarkError, type WatermarkErrorCode } from './errors';
+export { KEY_DERIVATION_VERSION, MASTER_KEY_BYTES, MasterKey, SchemeKey } from './keys';
+export { hashWindow, lowbias32, seededHash32, seededUniform } from './mix';
+export { type ContextHashing, ContextPrf } from './prf';
+export {
+  type CreateSchemeOptions,
+  canonicalSpec,
+  createScheme,
+  parseSpec,
+  SCHEME_NAMES,
+  type SchemeSpec,
+} from './registry';
+export {
+  argmax,
+  assertLogits,
+  type CandidateSet,
+  createRng,
+  type ResolvedSampling,
+  resolveSampling,
+  Sampler,
+  type SamplingOptions,
+  sampleCategorical,
+  topKIndices,
+} from './sampler';
+export type { NullLaw, Scheme } from './scheme';
+export { GUMBEL_DEFAULTS, GumbelScheme, type GumbelSpec } from './schemes/gumbel';
+export { KGW_DEFAULTS, KgwScheme, type KgwSpec } from './schemes/kgw';
+export { SYNTHID_DEFAULTS, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
+export {
+  GenerationBatch,
+  type GenerationOptions,
+  GenerationSession,
+  generationStep,
+  type StepResult,
+} from './session';
+export { type SipKey, sipHash24, sipHash24Word, sipHash24Words, sipKey } from './siphash';
+export { canonicalJson, MAX_CONTEXT_WIDTH, MAX_VOCAB_SIZE, SPEC_VERSION } from './spec';

@@ -1,0 +1,170 @@
+import { fail } from './errors';
+import type { SchemeKey } from './keys';
+import { seededHash32 } from './mix';
+import { type SipKey, sipHash24Words, sipKey } from './siphash';
+
+/**
+ * How the context window seeds the PRF (Kirchenbauer et al. 2023b, "On the Reliability of Watermarks", §3):
+ *  - left: SipHash of all h tokens ("LeftHash"; h = 0 gives one fixed seed, the Unigram watermark);
+ *  - min: the smallest per-token seed over the window ("MinHash"), robust to edits that keep the minimum;
+ *  - self: the candidate token salts the seed as well ("SelfHash", anchored at the candidate).
+ */
+export type ContextHashing = 'left' | 'min' | 'self';
+
+/** Per-token seeds are cached densely up to this vocabulary size (8 bytes + 1 flag per token). */
+const DENSE_CACHE_MAX_VOCAB = 1 << 22;
+
+/**
+ * The keyed context PRF. SipHash-2-4 (Aumasson & Bernstein 2012) under the scheme's derived key turns a
+ * context window into a 64-bit seed (`lo`, `hi`); the seed, never the key, is then expanded over
+ * candidate tokens by the 32-bit mixers of mix.ts. Single-token seeds are cached: for h = 1 and MinHash,
+ * scoring is a table look-up after the first occurrence of a token.
+ */
+export class ContextPrf {
+  /** The seed computed by the last `seed`/`selfSeed` call. */
+  lo = 0;
+  hi = 0;
+
+  readonly #key: SipKey;
+  readonly #vocabSize: number;
+  readonly #width: number;
+  readonly #hashing: ContextHashing;
+  readonly #out = new Uint32Array(2);
+  readonly #word = new Uint32Array(1);
+  readonly #windowLo: Uint32Array;
+  readonly #windowHi: Uint32Array;
+  #tokenSeeds: Uint32Array | null = null;
+  #known: Uint8Array | null = null;
+  #tokenLo = 0;
+  #tokenHi = 0;
+  #emptyLo = 0;
+  #emptyHi = 0;
+
+  constructor(key: SchemeKey, vocabSize: number, contextWidth: number, hashing: ContextHashing) {
+    this.#key = sipKey(key.prfKeyBytes());
+    this.#vocabSize = vocabSize;
+    this.#width = contextWidth;
+    this.#hashing = hashing;
+    this.#windowLo = new Uint32Array(contextWidth);
+    this.#windowHi = new Uint32Array(contextWidth);
+    sipHash24Words(this.#key, this.#word, 0, 0, this.#out);
+    this.#emptyLo = this.#out[0];
+    this.#emptyHi = this.#out[1];
+  }
+
+  /** Checks that `sequence[end − h .. end)` exists and holds valid token ids. */
+  checkContext(sequence: ArrayLike<number>, end: number): void {
+    if (end < this.#width) {
+      fail(
+        'E_CONTEXT_TOO_SHORT',
+        `the context needs ${this.#width} tokens before the scored or generated one`,
+      );
+    }
+    for (let i = end - this.#width; i < end; i++) this.checkToken(sequence[i]);
+  }
+
+  checkToken(token: number): void {
+    if (!(token >>> 0 === token && token < this.#vocabSize)) {
+      fail('E_TOKEN_RANGE', `token id ${token} is outside the vocabulary [0, ${this.#vocabSize})`);
+    }
+  }
+
+  /** Seed for the window ending before `end` (left and min hashing). */
+  seed(sequence: ArrayLike<number>, end: number): void {
+    if (this.#width === 1 && end >= 1) {
+      // Hot path of h = 1 scoring: a cached token seed. The typed-array read is undefined for any id that
+      // is not an integer in range, which sends such ids down the checked path below.
+      const t = sequence[end - 1];
+      if (this.#known?.[t] === 1) {
+        const seeds = this.#tokenSeeds as Uint32Array;
+        this.lo = seeds[2 * t];
+        this.hi = seeds[2 * t + 1];
+        return;
+      }
+    }
+    this.checkContext(sequence, end);
+    const h = this.#width;
+    if (h === 0) {
+      this.lo = this.#emptyLo;
+      this.hi = this.#emptyHi;
+    } else if (h === 1 || this.#hashing === 'min') {
+      this.#minTokenSeed(sequence, end - h, end);
+    } else {
+      sipHash24Words(this.#key, sequence, end - h, end, this.#out);
+      this.lo = this.#out[0];
+      this.hi = this.#out[1];
+    }
+  }
+
+  /**
+   * Loads the per-token seeds of the window ending before `end`, for `selfSeed` calls on that window
+   * (one load per generation step, then one cheap `selfSeed` per candidate).
+   */
+  loadWindow(sequence: ArrayLike<number>, end: number): void {
+    this.checkContext(sequence, end);
+    const h = this.#width;
+    for (let j = 0; j < h; j++) {
+      this.#seedOfToken(sequence[end - h + j]);
+      this.#windowLo[j] = this.#tokenLo;
+      this.#windowHi[j] = this.#tokenHi;
+    }
+  }
+
+  /**
+   * SelfHash seed for `candidate` after the loaded window: for each window token t the candidate is
+   * mixed into t's seed, and the smallest result is kept (anchored MinHash).
+   */
+  selfSeed(candidate: number): void {
+    const lows = this.#windowLo;
+    const highs = this.#windowHi;
+    let bestLo = seededHash32(lows[0], highs[0], candidate);
+    let bestHi = highs[0];
+    for (let j = 1; j < this.#width; j++) {
+      const v = seededHash32(lows[j], highs[j], candidate);
+      if (v < bestLo) {
+        bestLo = v;
+        bestHi = highs[j];
+      }
+    }
+    this.lo = bestLo;
+    this.hi = bestHi;
+  }
+
+  #minTokenSeed(sequence: ArrayLike<number>, start: number, end: number): void {
+    this.#seedOfToken(sequence[start]);
+    let bestLo = this.#tokenLo;
+    let bestHi = this.#tokenHi;
+    for (let i = start + 1; i < end; i++) {
+      this.#seedOfToken(sequence[i]);
+      if (this.#tokenHi < bestHi || (this.#tokenHi === bestHi && this.#tokenLo < bestLo)) {
+        bestHi = this.#tokenHi;
+        bestLo = this.#tokenLo;
+      }
+    }
+    this.lo = bestLo;
+    this.hi = bestHi;
+  }
+
+  #seedOfToken(token: number): void {
+    let known = this.#known;
+    if (known === null && this.#vocabSize <= DENSE_CACHE_MAX_VOCAB) {
+      known = this.#known = new Uint8Array(this.#vocabSize);
+      this.#tokenSeeds = new Uint32Array(2 * this.#vocabSize);
+    }
+    const seeds = this.#tokenSeeds;
+    if (known !== null && seeds !== null && known[token] === 1) {
+      this.#tokenLo = seeds[2 * token];
+      this.#tokenHi = seeds[2 * token + 1];
+      return;
+    }
+    this.#word[0] = token;
+    sipHash24Words(this.#key, this.#word, 0, 1, this.#out);
+    this.#tokenLo = this.#out[0];
+    this.#tokenHi = this.#out[1];
+    if (known !== null && seeds !== null) {
+      seeds[2 * token] = this.#tokenLo;
+      seeds[2 * token + 1] = this.#tokenHi;
+      known[token] = 1;
+    }
+  }
+}

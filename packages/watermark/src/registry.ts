@@ -1,0 +1,82 @@
+import { fail, WatermarkError } from './errors';
+import { type MasterKey, SchemeKey } from './keys';
+import type { Scheme } from './scheme';
+import { GumbelScheme, type GumbelSpec, readGumbelSpec } from './schemes/gumbel';
+import { KgwScheme, type KgwSpec, readKgwSpec } from './schemes/kgw';
+import { readSynthIdSpec, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
+import { canonicalJson, SpecReader } from './spec';
+
+export type SchemeSpec = KgwSpec | GumbelSpec | SynthIdSpec;
+
+interface SchemeDefinition {
+  read(reader: SpecReader, raw: Record<string, unknown>): SchemeSpec;
+  create(spec: SchemeSpec, key: SchemeKey): Scheme;
+}
+
+const SCHEMES: Record<string, SchemeDefinition> = {
+  kgw: { read: readKgwSpec, create: (spec, key) => new KgwScheme(spec as KgwSpec, key) },
+  // The Unigram watermark is KGW with an empty context; the spec is stored as kgw with contextWidth 0.
+  unigram: {
+    read: (_reader, raw) =>
+      readKgwSpec(new SpecReader({ ...raw, scheme: 'kgw', contextWidth: 0 }, 'unigram')),
+    create: (spec, key) => new KgwScheme(spec as KgwSpec, key),
+  },
+  gumbel: { read: readGumbelSpec, create: (spec, key) => new GumbelScheme(spec as GumbelSpec, key) },
+  synthid: { read: readSynthIdSpec, create: (spec, key) => new SynthIdScheme(spec as SynthIdSpec, key) },
+};
+
+/** Names accepted in a spec's `scheme` field. */
+export const SCHEME_NAMES = Object.keys(SCHEMES);
+
+function definitionOf(name: unknown): SchemeDefinition {
+  const definition = typeof name === 'string' && Object.hasOwn(SCHEMES, name) ? SCHEMES[name] : undefined;
+  if (definition === undefined) {
+    const shown = typeof name === 'string' ? `"${name.slice(0, 40)}"` : 'no scheme field';
+    fail('E_UNKNOWN_SCHEME', `unknown scheme ${shown}; expected one of ${SCHEME_NAMES.join(', ')}`);
+  }
+  return definition;
+}
+
+/**
+ * Validates a scheme spec (an object, or its JSON text) and returns it complete, with every default
+ * written out, so that the canonical form names exactly one watermark.
+ */
+export function parseSpec(input: unknown): SchemeSpec {
+  let raw = input;
+  if (typeof input === 'string') {
+    try {
+      raw = JSON.parse(input);
+    } catch {
+      fail('E_INVALID_SPEC', 'the scheme spec is not valid JSON');
+    }
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    fail('E_INVALID_SPEC', 'a scheme spec must be a JSON object with a "scheme" field');
+  }
+  const record = raw as Record<string, unknown>;
+  const definition = definitionOf(record.scheme);
+  return definition.read(new SpecReader(record, String(record.scheme)), record);
+}
+
+/** The canonical JSON of a spec: sorted keys, defaults filled. Keys are derived from it. */
+export function canonicalSpec(spec: unknown): string {
+  return canonicalJson(parseSpec(spec));
+}
+
+export interface CreateSchemeOptions {
+  /** Derive a per-tenant (per-account) key, so that outputs can be attributed to the tenant. */
+  tenant?: string;
+}
+
+/** A keyed scheme: the spec is validated, and the scheme's key derived from the master key. */
+export function createScheme(spec: unknown, master: MasterKey, options: CreateSchemeOptions = {}): Scheme {
+  const parsed = parseSpec(spec);
+  if (!master || typeof (master as MasterKey).deriveBytes !== 'function') {
+    throw new WatermarkError(
+      'E_KEY_FORMAT',
+      'createScheme needs a MasterKey (use MasterKey.parse or MasterKey.generate)',
+    );
+  }
+  const key = new SchemeKey(master, canonicalJson(parsed), options.tenant);
+  return definitionOf(parsed.scheme).create(parsed, key);
+}

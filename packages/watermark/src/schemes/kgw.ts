@@ -1,0 +1,212 @@
+/**
+ * KGW green-list watermark (Kirchenbauer et al., "A Watermark for Large Language Models", ICML 2023),
+ * with the Unigram watermark as h = 0 (Zhao et al., "Provable Robust Watermarking for AI-Generated
+ * Text", 2023) and the LeftHash / MinHash / SelfHash seeding of Kirchenbauer et al. 2023b
+ * ("On the Reliability of Watermarks for Large Language Models").
+ *
+ * Each token is green with probability γ under the context seed, independently across tokens, rather
+ * than through a permutation with exactly γ|V| green tokens: the per-token null law is the same
+ * Bernoulli(γ), and no O(V) permutation is needed per context. Embedding adds δ to green logits; a scored
+ * token counts 1 when green.
+ *
+ * Green lists are drawn 32 tokens at a time, bit-sliced: token t is green when a uniform 16-bit number
+ * U_t is below G = round(γ · 2^16), and that comparison is done for the 32 tokens of a block at once on
+ * random words, one word per bit of G from its lowest set bit up (for γ = 1/4, two words: r1 & r2).
+ * Full-vocabulary embedding then costs a few hashes per 32 tokens instead of one per token, and the null
+ * law is Bernoulli(G / 2^16) exactly.
+ */
+import type { SchemeKey } from '../keys';
+import { seededHash32 } from '../mix';
+import { type ContextHashing, ContextPrf } from '../prf';
+import { sampleCategorical, topKIndices } from '../sampler';
+import type { NullLaw, Scheme } from '../scheme';
+import { type BaseSpec, MAX_CONTEXT_WIDTH, type SpecReader } from '../spec';
+
+export interface KgwSpec extends BaseSpec {
+  scheme: 'kgw';
+  /** Expected green fraction γ ∈ (0, 1). */
+  gamma: number;
+  /** Logit bias δ ≥ 0 added to green tokens. */
+  delta: number;
+  /** Tokens of context h that seed the green list; 0 is the Unigram watermark. */
+  contextWidth: number;
+  hashing: ContextHashing;
+  /** SelfHash only: how many of the most likely candidates are tested for self-greenness per step. */
+  selfCandidates: number;
+}
+
+export const KGW_DEFAULTS = {
+  gamma: 0.25,
+  delta: 2,
+  contextWidth: 1,
+  hashing: 'left',
+  selfCandidates: 40,
+} as const;
+
+export function readKgwSpec(reader: SpecReader): KgwSpec {
+  const base = reader.base();
+  const hashing = reader.choice('hashing', ['left', 'min', 'self'] as const, KGW_DEFAULTS.hashing);
+  const spec: KgwSpec = {
+    scheme: 'kgw',
+    ...base,
+    gamma: reader.number('gamma', { min: 0, max: 1 }, KGW_DEFAULTS.gamma),
+    delta: reader.number('delta', { min: 0, max: 1e6, closedMin: true }, KGW_DEFAULTS.delta),
+    contextWidth: reader.integer(
+      'contextWidth',
+      hashing === 'left' ? 0 : 1,
+      MAX_CONTEXT_WIDTH,
+      KGW_DEFAULTS.contextWidth,
+    ),
+    hashing,
+    selfCandidates: reader.integer('selfCandidates', 1, 4096, KGW_DEFAULTS.selfCandidates),
+  };
+  reader.done();
+  return spec;
+}
+
+/** γ is used at this many bits of precision. */
+const GAMMA_BITS = 16;
+
+/**
+ * The bits of G from its lowest set bit up to the ½ place, least significant first. Processing them in
+ * that order on random words r_i computes [U < G] lane-wise: lt ← g_i ? (r_i | lt) : (r_i & lt).
+ */
+function comparisonBits(g: number): boolean[] {
+  const bits: boolean[] = [];
+  let i = 0;
+  while (((g >>> i) & 1) === 0) i++;
+  for (; i < GAMMA_BITS; i++) bits.push(((g >>> i) & 1) === 1);
+  return bits;
+}
+
+export class KgwScheme implements Scheme<KgwSpec> {
+  readonly spec: KgwSpec;
+  readonly vocabSize: number;
+  readonly contextWidth: number;
+  readonly distortionFree = false;
+  readonly nullLaw: NullLaw;
+  readonly keyFingerprint: string;
+  readonly masterFingerprint: string;
+  readonly tenant: string | undefined;
+  readonly #prf: ContextPrf;
+  /** [U < G] is built from these bits of G, least significant first. */
+  readonly #bits: boolean[];
+  readonly #self: boolean;
+  #topIds = new Int32Array(0);
+
+  constructor(spec: KgwSpec, key: SchemeKey) {
+    this.spec = spec;
+    this.vocabSize = spec.vocabSize;
+    this.contextWidth = spec.contextWidth;
+    this.keyFingerprint = key.fingerprint;
+    this.masterFingerprint = key.masterFingerprint;
+    this.tenant = key.tenant;
+    this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
+    const scale = 2 ** GAMMA_BITS;
+    const g = Math.max(1, Math.min(scale - 1, Math.round(spec.gamma * scale)));
+    this.#bits = comparisonBits(g);
+    this.#self = spec.hashing === 'self';
+    this.nullLaw = { kind: 'bernoulli', p: g / scale };
+  }
+
+  /** Whether `token` is green after the window ending before `end`. */
+  isGreen(sequence: ArrayLike<number>, end: number, token: number): boolean {
+    const prf = this.#prf;
+    if (this.#self) {
+      prf.loadWindow(sequence, end);
+      prf.selfSeed(token);
+    } else {
+      prf.seed(sequence, end);
+    }
+    return ((this.#greenMask(prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1) === 1;
+  }
+
+  /** Green bits of the 32 tokens of `block` under the seed: bit j is token 32·block + j. */
+  #greenMask(lo: number, hi: number, block: number): number {
+    const bits = this.#bits;
+    const base = block << 5;
+    let lt = 0;
+    for (let i = 0; i < bits.length; i++) {
+      const r = seededHash32(lo, hi, base | i);
+      lt = bits[i] ? r | lt : r & lt;
+    }
+    return lt;
+  }
+
+  biasLogits(
+    sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null = null,
+    count = logits.length,
+  ): void {
+    const end = sequence.length;
+    const delta = this.spec.delta;
+    const prf = this.#prf;
+    if (this.#self) {
+      this.#biasSelfGreen(sequence, logits, ids, count);
+      return;
+    }
+    prf.seed(sequence, end);
+    const { lo, hi } = prf;
+    if (ids !== null) {
+      for (let i = 0; i < count; i++) {
+        const t = ids[i];
+        if ((this.#greenMask(lo, hi, t >>> 5) >>> (t & 31)) & 1) logits[i] += delta;
+      }
+      return;
+    }
+    for (let base = 0; base < count; base += 32) {
+      let mask = this.#greenMask(lo, hi, base >>> 5);
+      if (count - base < 32) mask &= (1 << (count - base)) - 1;
+      while (mask !== 0) {
+        const bit = 31 - Math.clz32(mask & -mask);
+        logits[base + bit] += delta;
+        mask &= mask - 1;
+      }
+    }
+  }
+
+  /**
+   * SelfHash embedding: a candidate's green list depends on the candidate itself, so greenness is
+   * tested only for the `selfCandidates` most likely candidates (the rejection loop of Kirchenbauer
+   * et al. 2023b, Algorithm 3); tokens outside them are too unlikely to matter and stay unbiased.
+   */
+  #biasSelfGreen(
+    sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null,
+    count: number,
+  ): void {
+    const prf = this.#prf;
+    const end = sequence.length;
+    prf.loadWindow(sequence, end);
+    const k = Math.min(this.spec.selfCandidates, count);
+    // When every candidate is among the k most likely, test them all without ranking them.
+    const ranked = k < count;
+    if (ranked && this.#topIds.length < k) this.#topIds = new Int32Array(k);
+    const found = ranked ? topKIndices(logits.subarray(0, count), k, this.#topIds) : count;
+    for (let j = 0; j < found; j++) {
+      const position = ranked ? this.#topIds[j] : j;
+      const token = ids === null ? position : ids[position];
+      prf.selfSeed(token);
+      if ((this.#greenMask(prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1)
+        logits[position] += this.spec.delta;
+    }
+  }
+
+  choose(
+    _sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null,
+    count: number,
+    uniform: () => number,
+  ): number {
+    return sampleCategorical(logits, ids, count, uniform());
+  }
+
+  score(sequence: ArrayLike<number>, index: number): number {
+    const token = sequence[index];
+    this.#prf.checkToken(token);
+    return this.isGreen(sequence, index, token) ? 1 : 0;
+  }
+}

@@ -1,0 +1,130 @@
+import { fail } from './errors';
+import { hashWindow } from './mix';
+import { argmax, assertLogits, createRng, Sampler, type SamplingOptions, sampleCategorical } from './sampler';
+import type { Scheme } from './scheme';
+
+export interface StepResult {
+  token: number;
+  /** False when the step sampled plainly: watermark off, context too short, or a repeated context. */
+  watermarked: boolean;
+}
+
+/**
+ * One generation step: `(sequence so far, logits) → token`. Logit-bias schemes modify `logits` in place.
+ * Distortion-free schemes skip the watermark (plain sampling) when `skip` says the context window was
+ * already used, so the same keyed randomness is never spent twice in one sequence.
+ */
+export function generationStep(
+  scheme: Scheme | null,
+  sequence: ArrayLike<number>,
+  logits: Float32Array,
+  sampler: Sampler,
+  uniform: () => number,
+  skip = false,
+): StepResult {
+  assertLogits(logits, scheme?.vocabSize ?? logits.length);
+  const watermarked = scheme !== null && !skip && sequence.length >= scheme.contextWidth;
+  if (watermarked && scheme.biasLogits) scheme.biasLogits(sequence, logits);
+  const { logits: candidates, ids, count } = sampler.select(logits);
+  if (sampler.greedy)
+    return { token: argmax(candidates, ids, count), watermarked: watermarked && !scheme.distortionFree };
+  if (!watermarked)
+    return { token: sampleCategorical(candidates, ids, count, uniform()), watermarked: false };
+  return { token: scheme.choose(sequence, candidates, ids, count, uniform), watermarked: true };
+}
+
+export interface GenerationOptions {
+  /** Token ids that precede the generation. */
+  prompt?: ArrayLike<number>;
+  sampling?: SamplingOptions;
+  /** Seed of the ordinary sampling randomness; the same seed, key and logits give the same tokens. */
+  seed?: string | number;
+  /** Set to false to generate without the watermark through the same code path. Default true. */
+  watermark?: boolean;
+}
+
+/**
+ * The state of one generated sequence: its tokens, the context windows whose keyed randomness has
+ * been used, and how many steps carried the watermark.
+ */
+export class GenerationSession {
+  readonly scheme: Scheme;
+  readonly tokens: number[];
+  readonly promptLength: number;
+  readonly watermark: boolean;
+  readonly sampler: Sampler;
+  watermarkedSteps = 0;
+  readonly #uniform: () => number;
+  readonly #usedWindows = new Set<number>();
+
+  constructor(scheme: Scheme, options: GenerationOptions = {}) {
+    this.scheme = scheme;
+    const prompt = Array.from(options.prompt ?? []);
+    for (const token of prompt) {
+      if (!(Number.isInteger(token) && token >= 0 && token < scheme.vocabSize)) {
+        fail('E_TOKEN_RANGE', `prompt token id ${token} is outside the vocabulary [0, ${scheme.vocabSize})`);
+      }
+    }
+    this.tokens = prompt;
+    this.promptLength = prompt.length;
+    this.watermark = options.watermark ?? true;
+    this.sampler = new Sampler(scheme.vocabSize, options.sampling);
+    this.#uniform = createRng(options.seed);
+  }
+
+  /** Generated tokens, without the prompt. */
+  get generated(): number[] {
+    return this.tokens.slice(this.promptLength);
+  }
+
+  /** Chooses the next token from this step's logits (modified in place by logit-bias schemes). */
+  next(logits: Float32Array): number {
+    const { scheme, tokens } = this;
+    const h = scheme.contextWidth;
+    let window = -1;
+    let repeated = false;
+    if (this.watermark && scheme.distortionFree && tokens.length >= h) {
+      window = hashWindow(tokens, tokens.length - h, tokens.length);
+      repeated = this.#usedWindows.has(window);
+    }
+    const step = generationStep(
+      this.watermark ? scheme : null,
+      tokens,
+      logits,
+      this.sampler,
+      this.#uniform,
+      repeated,
+    );
+    if (step.watermarked) {
+      this.watermarkedSteps++;
+      if (window !== -1) this.#usedWindows.add(window);
+    }
+    tokens.push(step.token);
+    return step.token;
+  }
+}
+
+/** Sessions for a batch: row r of the logits matrix belongs to sequence r. */
+export class GenerationBatch {
+  readonly sessions: GenerationSession[];
+
+  constructor(scheme: Scheme, rows: GenerationOptions[]) {
+    this.sessions = rows.map((row) => new GenerationSession(scheme, row));
+  }
+
+  /** `logits` holds rows × vocabSize values, row-major; returns one token per row. */
+  next(logits: Float32Array): Int32Array {
+    const vocab = this.sessions[0]?.scheme.vocabSize ?? 0;
+    if (logits.length !== vocab * this.sessions.length) {
+      fail(
+        'E_LOGITS_LENGTH',
+        `batch logits have ${logits.length} entries; expected ${this.sessions.length} rows × ${vocab} tokens`,
+      );
+    }
+    const out = new Int32Array(this.sessions.length);
+    this.sessions.forEach((session, row) => {
+      out[row] = session.next(logits.subarray(row * vocab, (row + 1) * vocab));
+    });
+    return out;
+  }
+}

@@ -1,0 +1,7 @@
+import { fileURLToPath } from 'node:url';
+
+/** Workspace packages resolve to their sources in tests, so a change is tested without a rebuild. */
+export const workspaceAliases: Record<string, string> = {
+  '@tracemark/watermark': fileURLToPath(new URL('./packages/watermark/src/index.ts', import.meta.url)),
+  '@tracemark/verifier': fileURLToPath(new URL('./packages/verifier/src/index.ts', import.meta.url)),
+};
