@@ -1,11 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import { machineLine, renderTable, type Section } from './harness';
+import { verifierSections } from './verifier';
 import { watermarkSections } from './watermark';
 
 /** Runs every benchmark suite and writes BENCHMARKS.md at the repository root. */
 async function main(): Promise<void> {
   const sections: Section[] = [];
-  for (const suite of [watermarkSections]) {
+  const only = process.argv[2];
+  const suites = { watermark: watermarkSections, verifier: verifierSections };
+  for (const [name, suite] of Object.entries(suites)) {
+    if (only !== undefined && only !== name) continue;
     const made = await suite();
     for (const section of made) console.log(renderTable(section));
     sections.push(...made);
@@ -17,6 +21,7 @@ async function main(): Promise<void> {
     'Machines here are shared and noisy: compare figures as ratios within one run, not across runs.',
     '',
   ];
+  if (only !== undefined) return; // a partial run prints its tables but leaves BENCHMARKS.md whole
   writeFileSync(
     new URL('../BENCHMARKS.md', import.meta.url),
     [...header, ...sections.map(renderTable)].join('\n'),

@@ -2,8 +2,8 @@
  * End-to-end demonstration: generate from a synthetic language model with and without each watermark,
  * then test every text with the scheme's exact null law. Run with `pnpm start`.
  */
-import { binomialUpperTail, gammaUpperTail, type TailProbability } from '@tracemark/verifier';
-import { createRng, createScheme, GenerationSession, MasterKey, type Scheme } from '@tracemark/watermark';
+import { detectTokens, formatPValue } from '@tracemark/verifier';
+import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
 
 const VOCAB = 32_000;
 const TOKENS = 200;
@@ -17,20 +17,9 @@ function syntheticLogits(sequence: number[]): Float32Array {
   return logits;
 }
 
-function pValue(scheme: Scheme, tokens: number[], from: number): TailProbability & { scored: number } {
-  let total = 0;
-  let scored = 0;
-  for (let i = Math.max(from, scheme.contextWidth); i < tokens.length; i++, scored++)
-    total += scheme.score(tokens, i);
-  const law = scheme.nullLaw;
-  if (law.kind === 'exponential') return { ...gammaUpperTail(total, scored), scored };
-  const trials = law.kind === 'binomial' ? law.trials * scored : scored;
-  return { ...binomialUpperTail(total, trials, law.p), scored };
-}
-
 const key = MasterKey.generate();
 console.log(`master key ${key.fingerprint} (fresh for this run)\n`);
-console.log('scheme                      watermark  scored  log10 p-value');
+console.log('scheme               watermark  scored  p-value (exact)');
 for (const [label, spec] of [
   ['KGW γ=0.25 δ=2 h=1', { scheme: 'kgw', gamma: 0.25, delta: 2, contextWidth: 1 }],
   ['Gumbel-max h=4', { scheme: 'gumbel', contextWidth: 4 }],
@@ -45,9 +34,12 @@ for (const [label, spec] of [
       sampling: { temperature: 1, topK: 40 },
     });
     for (let i = 0; i < TOKENS; i++) session.next(syntheticLogits(session.tokens));
-    const result = pValue(scheme, session.tokens, session.promptLength);
+    const result = detectTokens(session.tokens, {
+      scheme,
+      prompt: session.tokens.slice(0, session.promptLength),
+    });
     console.log(
-      `${label.padEnd(27)} ${String(watermark).padEnd(10)} ${String(result.scored).padEnd(7)} ${result.log10p.toFixed(2)}`,
+      `${label.padEnd(20)} ${String(watermark).padEnd(10)} ${String(result.scored).padEnd(7)} ${formatPValue(result.pValue, result.log10PValue)}`,
     );
   }
 }

@@ -13,6 +13,7 @@ function validate(fn: string, s: number, n: number): void {
 /**
  * P[G >= s] for G ~ Gamma(shape n, scale 1), the regularized upper incomplete gamma Q(n, s) (DLMF 8.2.4).
  * The shape may be any positive real, so chi-square with odd df is covered; s <= 0 is below the support.
+ * Tiny shapes are the exception: for n << 1 and s < n + 1 the tail is ~n and has relative error ~1e-16/n.
  */
 export function gammaUpperTail(s: number, n: number): TailProbability {
   validate('gammaUpperTail', s, n);

@@ -1,0 +1,170 @@
+import type { NullLaw, Scheme, SchemeSpec } from '@tracemark/watermark';
+import { KeySet64, windowKey } from './dedup';
+import { nullTail, zScore } from './detect';
+import { fail } from './errors';
+
+/**
+ * The closed-model radioactivity test of Sander et al. 2024 ("Watermarking Makes Language Models
+ * Radioactive", NeurIPS, §4): the suspect model's outputs, with the prompts that produced them, are scored
+ * as one tape. Each (context window, token) pair counts once across the whole set, and windows that occur
+ * in any prompt are dropped, so that neither repetition nor text quoted from watermarked prompts can
+ * pass for inherited watermark. The p-value is exact under the scheme's null law.
+ */
+export interface SuspectSample {
+  prompt: ArrayLike<number>;
+  output: ArrayLike<number>;
+}
+
+export interface TrajectoryPoint {
+  scored: number;
+  log10PValue: number;
+}
+
+export interface RadioactivityOptions {
+  scheme: Scheme;
+  /** Keep only tokens whose context window is in this set (see `buildWindowFilter`). */
+  filter?: KeySet64;
+  /** De-duplicate pairs across the tape (default) and drop prompt windows (default). Off only to show the trap. */
+  dedup?: boolean;
+  dropPromptWindows?: boolean;
+  /** Points of the p-value trajectory per decade of scored tokens, from 10 on (default 8). */
+  trajectoryPointsPerDecade?: number;
+  /** Stop after this many scored tokens. */
+  maxScored?: number;
+}
+
+export interface RadioactivityResult {
+  scheme: string;
+  spec: SchemeSpec;
+  keyFingerprint: string;
+  masterFingerprint: string;
+  tenant?: string;
+  nullLaw: NullLaw;
+  pValue: number;
+  log10PValue: number;
+  zScore: number;
+  /** Output tokens seen, and those that counted. */
+  seen: number;
+  scored: number;
+  scoreSum: number;
+  /** Why the others did not count. */
+  skipped: { context: number; duplicate: number; promptWindow: number; filtered: number };
+  samples: number;
+  trajectory: TrajectoryPoint[];
+}
+
+/** The set of context windows (width h) of the owner's own watermarked text: the filter of Sander et al. §4.2. */
+export function buildWindowFilter(texts: Iterable<ArrayLike<number>>, contextWidth: number): KeySet64 {
+  const filter = new KeySet64();
+  const key = new Uint32Array(2);
+  for (const text of texts) {
+    for (let end = contextWidth; end <= text.length; end++) {
+      windowKey(text, end - contextWidth, end, key);
+      filter.add(key[0], key[1]);
+    }
+  }
+  return filter;
+}
+
+export function radioactivityTest(
+  samples: SuspectSample[],
+  options: RadioactivityOptions,
+): RadioactivityResult {
+  const { scheme } = options;
+  if (!Array.isArray(samples)) fail('E_INVALID_OPTIONS', 'samples must be an array of { prompt, output }');
+  const h = scheme.contextWidth;
+  const dedup = options.dedup ?? true;
+  const dropPromptWindows = options.dropPromptWindows ?? true;
+  const maxScored = options.maxScored ?? Number.POSITIVE_INFINITY;
+  const promptWindows = dropPromptWindows ? promptWindowSet(samples, h) : null;
+  const tape = new KeySet64();
+  const key = new Uint32Array(2);
+  const skipped = { context: 0, duplicate: 0, promptWindow: 0, filtered: 0 };
+  const checkpoints = logSpacedCheckpoints(options.trajectoryPointsPerDecade ?? 8);
+  const trajectory: TrajectoryPoint[] = [];
+  let seen = 0;
+  let scored = 0;
+  let sum = 0;
+  let next = 0;
+  for (const { prompt, output } of samples) {
+    // The output is scored in the context of its prompt: the first tokens' windows reach into the prompt.
+    const sequence = concat(prompt, output);
+    for (let i = prompt.length; i < sequence.length && scored < maxScored; i++) {
+      seen++;
+      if (i < h) {
+        skipped.context++;
+        continue;
+      }
+      windowKey(sequence, i - h, h === 0 ? i + 1 : i, key);
+      if (promptWindows?.has(key[0], key[1])) {
+        skipped.promptWindow++;
+        continue;
+      }
+      if (options.filter && !options.filter.has(key[0], key[1])) {
+        skipped.filtered++;
+        continue;
+      }
+      if (dedup) {
+        windowKey(sequence, i - h, i + 1, key);
+        if (!tape.add(key[0], key[1])) {
+          skipped.duplicate++;
+          continue;
+        }
+      }
+      scored++;
+      sum += scheme.score(sequence, i);
+      while (next < checkpoints.length && checkpoints[next] === scored) {
+        trajectory.push({ scored, log10PValue: nullTail(scheme.nullLaw, sum, scored).log10p });
+        next++;
+      }
+    }
+  }
+  const tail = nullTail(scheme.nullLaw, sum, scored);
+  if (scored > 0 && trajectory[trajectory.length - 1]?.scored !== scored) {
+    trajectory.push({ scored, log10PValue: tail.log10p });
+  }
+  return {
+    scheme: scheme.spec.scheme,
+    spec: scheme.spec as SchemeSpec,
+    keyFingerprint: scheme.keyFingerprint,
+    masterFingerprint: scheme.masterFingerprint,
+    ...(scheme.tenant === undefined ? {} : { tenant: scheme.tenant }),
+    nullLaw: scheme.nullLaw,
+    pValue: tail.p,
+    log10PValue: tail.log10p,
+    zScore: zScore(scheme.nullLaw, sum, scored),
+    seen,
+    scored,
+    scoreSum: sum,
+    skipped,
+    samples: samples.length,
+    trajectory,
+  };
+}
+
+/** Windows of every prompt (for h = 0, the prompts' tokens), dropped from the tape. */
+function promptWindowSet(samples: SuspectSample[], h: number): KeySet64 {
+  const set = new KeySet64();
+  const key = new Uint32Array(2);
+  for (const { prompt } of samples) {
+    for (let j = h; j <= prompt.length - (h === 0 ? 1 : 0); j++) {
+      windowKey(prompt, j - h, h === 0 ? j + 1 : j, key);
+      set.add(key[0], key[1]);
+    }
+  }
+  return set;
+}
+
+function concat(a: ArrayLike<number>, b: ArrayLike<number>): Uint32Array {
+  const out = new Uint32Array(a.length + b.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i];
+  for (let i = 0; i < b.length; i++) out[a.length + i] = b[i];
+  return out;
+}
+
+/** Scored-token counts 10^(1 + k / perDecade), rounded and without repeats, up to 10^10. */
+function logSpacedCheckpoints(perDecade: number): number[] {
+  const out = new Set<number>();
+  for (let k = 0; k <= 9 * perDecade; k++) out.add(Math.round(10 ** (1 + k / perDecade)));
+  return [...out].sort((a, b) => a - b);
+}

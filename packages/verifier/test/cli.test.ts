@@ -1,0 +1,227 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'tracemark-cli-'));
+const keyFile = join(dir, 'owner.key');
+const SPEC = '{"scheme":"kgw","vocabSize":200019,"gamma":0.25,"delta":2,"contextWidth":1}';
+
+/** Runs the real CLI in a child process (TypeScript through tsx), as a user would. */
+function tracemark(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', TRACEMARK_KEY: '' },
+    timeout: 60_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function expectOneLineError(
+  run: { code: number | null; stdout: string; stderr: string },
+  message: RegExp,
+): void {
+  expect(run.code).toBe(2);
+  expect(run.stderr.trim().split('\n')).toHaveLength(1);
+  expect(run.stderr).toMatch(/^tracemark: /);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+}
+
+let key: MasterKey;
+let watermarkedIds: number[];
+
+beforeAll(() => {
+  const made = tracemark(['keygen', '--out', keyFile]);
+  expect(made.code).toBe(0);
+  key = MasterKey.parse(
+    readFileSync(keyFile, 'utf8')
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join(''),
+  );
+  const scheme = createScheme(SPEC, key);
+  const session = new GenerationSession(scheme, { prompt: [1000], seed: 'cli' });
+  for (let i = 0; i < 150; i++) {
+    const logits = new Float32Array(200019).fill(-20);
+    const last = session.tokens[session.tokens.length - 1];
+    for (let t = 0; t < 64; t++) logits[(last * 31 + t * 997) % 200019] = 3 * Math.sin(t);
+    session.next(logits);
+  }
+  watermarkedIds = session.tokens;
+});
+
+describe('tracemark keygen', () => {
+  it('writes a 0600 key file with its fingerprint, and refuses to overwrite it', () => {
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const text = readFileSync(keyFile, 'utf8');
+    expect(text).toContain(`# fingerprint ${key.fingerprint}`);
+    const again = tracemark(['keygen', '--out', keyFile]);
+    expectOneLineError(again, /already exists; refusing to overwrite/);
+    expect(readFileSync(keyFile, 'utf8')).toBe(text);
+    expectOneLineError(tracemark(['keygen']), /keygen needs --out <file>/);
+  });
+});
+
+describe('tracemark detect --ids', () => {
+  it('detects watermarked ids, with exit code 1 only under --fail-on-detect', () => {
+    const idsFile = join(dir, 'ids.json');
+    writeFileSync(idsFile, JSON.stringify(watermarkedIds));
+    const run = tracemark(['detect', '--spec', SPEC, '--key-file', keyFile, '--ids', idsFile, '--json']);
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.log10PValue).toBeLessThan(-10);
+    expect(result.scored).toBeGreaterThan(100);
+    expect(result.masterFingerprint).toBe(key.fingerprint);
+    expect(run.stdout).not.toContain(key.exportHex());
+    expect(
+      tracemark(['detect', '--spec', SPEC, '--key-file', keyFile, '--ids', idsFile, '--fail-on-detect']).code,
+    ).toBe(1);
+  });
+
+  it('does not detect the ids with another key, even under --fail-on-detect', () => {
+    const other = join(dir, 'other.key');
+    expect(tracemark(['keygen', '--out', other]).code).toBe(0);
+    const run = tracemark([
+      'detect',
+      '--spec',
+      SPEC,
+      '--key-file',
+      other,
+      '--ids',
+      JSON.stringify(watermarkedIds),
+      '--fail-on-detect',
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/verdict\s+no watermark detected at α = 0.001/);
+    expect(run.stdout).toMatch(/tokens\s+151 seen, \d+ scored \(de-duplication: pair\)/);
+  });
+
+  it('tests tenants together with Holm-adjusted p-values', () => {
+    const run = tracemark([
+      'detect',
+      '--spec',
+      SPEC,
+      '--key-file',
+      keyFile,
+      '--ids',
+      JSON.stringify(watermarkedIds),
+      '--tenant',
+      'a',
+      '--tenant',
+      'b',
+      '--json',
+    ]);
+    expect(run.code).toBe(0);
+    const { results } = JSON.parse(run.stdout);
+    expect(results.map((r: { tenant: string }) => r.tenant)).toEqual(['a', 'b']);
+    for (const r of results) expect(r.adjustedPValue).toBeGreaterThanOrEqual(r.pValue);
+  });
+});
+
+describe('tracemark detect: bad input', () => {
+  it.each([
+    [['detect', '--key-file', keyFile, '--ids', '[1,2,3]'], /detect needs --spec/],
+    [
+      ['detect', '--spec', '{"scheme":"nope","vocabSize":10}', '--key-file', keyFile, '--ids', '[1,2]'],
+      /unknown scheme "nope"/,
+    ],
+    [
+      ['detect', '--spec', '{"scheme":"kgw"', '--key-file', keyFile, '--ids', '[1,2]'],
+      /--spec is not valid JSON/,
+    ],
+    [['detect', '--spec', SPEC, '--ids', '[1,2]'], /detect needs a key/],
+    [
+      ['detect', '--spec', SPEC, '--key-file', join(dir, 'missing.key'), '--ids', '[1,2]'],
+      /cannot read key file .*ENOENT/,
+    ],
+    [
+      ['detect', '--spec', SPEC, '--key-file', keyFile, '--ids', '[5]'],
+      /has 1 token; kgw with context width 1 needs at least 2/,
+    ],
+    [
+      ['detect', '--spec', SPEC, '--key-file', keyFile, '--ids', '[1,"a"]'],
+      /must be a JSON array of non-negative integer token ids/,
+    ],
+    [
+      ['detect', '--spec', SPEC, '--key-file', keyFile, '--ids', '[1,2]', '--dedup', 'all'],
+      /--dedup must be pair, context or none/,
+    ],
+    [
+      ['detect', '--spec', SPEC, '--key-file', keyFile, '--ids', '[1,2]', '--alpha', '2'],
+      /--alpha must be a number in \(0, 1\)/,
+    ],
+    [['detect', '--spec', SPEC, '--key-file', keyFile, '--bogus'], /Unknown option '--bogus'/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ])('%j', (args, message) => {
+    const run = tracemark(args as string[]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.split('\n')[0]).toMatch(/^tracemark: /);
+    expect(run.stderr.split('\n')[0]).toMatch(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('never prints key material for a malformed key', () => {
+    const secretish = `${'ab'.repeat(31)}zz`;
+    const bad = join(dir, 'bad.key');
+    writeFileSync(bad, secretish);
+    for (const run of [
+      tracemark(['detect', '--spec', SPEC, '--key-file', bad, '--ids', '[1,2]']),
+      tracemark(['detect', '--spec', SPEC, '--key', secretish, '--ids', '[1,2]']),
+    ]) {
+      expectOneLineError(run, /does not hold a master key/);
+      expect(run.stderr + run.stdout).not.toContain('abab');
+    }
+  });
+});
+
+describe('tracemark detect on text', () => {
+  const text =
+    'The harbour was quiet. 港口很安静。 🌊 Boats rested, and the gulls 🐦 slept on the warm stones.';
+
+  it('reads a file or standard input, and marks every token', () => {
+    const file = join(dir, 'text.txt');
+    writeFileSync(file, text);
+    const fromFile = tracemark(['detect', file, '--spec', SPEC, '--key-file', keyFile, '--json']);
+    expect(fromFile.code).toBe(0);
+    const result = JSON.parse(fromFile.stdout);
+    expect(result.tokens).toBeGreaterThan(20);
+    expect(
+      result.perToken.map((t: { start: number; end: number }) => text.slice(t.start, t.end)).join(''),
+    ).toBe(text);
+    const fromStdin = tracemark(['detect', '-', '--spec', SPEC, '--key-file', keyFile, '--json'], text);
+    expect(JSON.parse(fromStdin.stdout).scoreSum).toBe(result.scoreSum);
+    const human = tracemark(['detect', file, '--spec', SPEC, '--key-file', keyFile]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/p-value\s+\S+\s+\(log10 /);
+    expect(human.stdout).toMatch(/\[[+-]/);
+    expect(human.stdout).toContain('港');
+  });
+
+  it.each([
+    [['-'], '   \n', /the text is empty/],
+    [['-', '--tokenizer', 'gpt5_base'], 'hello there', /unknown tokenizer "gpt5_base"/],
+    [[join(dir, 'nope.txt')], undefined, /cannot read text file .*nope\.txt: ENOENT/],
+    [['-', '--tokenizer', join(dir, 'missing', 'tokenizer.json')], 'hello there', /tokenizer/],
+  ])('rejects %j', (extra, input, message) => {
+    const run = tracemark(
+      ['detect', ...(extra as string[]), '--spec', SPEC, '--key-file', keyFile],
+      input as string | undefined,
+    );
+    expectOneLineError(run, message as RegExp);
+  });
+
+  it('rejects invalid UTF-8 without guessing', () => {
+    const file = join(dir, 'latin1.txt');
+    writeFileSync(file, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xff]));
+    expectOneLineError(
+      tracemark(['detect', file, '--spec', SPEC, '--key-file', keyFile]),
+      /is not valid UTF-8/,
+    );
+  });
+});

@@ -1,0 +1,125 @@
+import { createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { describe, expect, it } from 'vitest';
+import { binomialUpperTail, detectTokens, gammaUpperTail, VerifierError } from '../src/index';
+
+const key = MasterKey.parse('11'.repeat(32));
+const V = 5000;
+
+function watermarked(spec: Record<string, unknown>, length: number, seed = 'w'): number[] {
+  const scheme = createScheme({ ...spec, vocabSize: V }, key);
+  const session = new GenerationSession(scheme, { prompt: [1, 2, 3, 4], seed });
+  for (let i = 0; i < length; i++) {
+    const logits = new Float32Array(V);
+    const last = session.tokens[session.tokens.length - 1];
+    for (let t = 0; t < V; t++) logits[t] = 4 * Math.sin(t * 0.37 + last * 1.3);
+    session.next(logits);
+  }
+  return session.tokens;
+}
+
+describe('detectTokens', () => {
+  it('reports the exact tail of its null law, with counts', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const ids = watermarked({ scheme: 'kgw' }, 200);
+    const result = detectTokens(ids, { scheme });
+    expect(result.tokens).toBe(204);
+    expect(result.scored).toBeLessThanOrEqual(203);
+    const green = result.perToken.filter((t) => t.counted && t.score === 1).length;
+    expect(result.scoreSum).toBe(green);
+    const tail = binomialUpperTail(
+      green,
+      result.scored,
+      scheme.nullLaw.kind === 'bernoulli' ? scheme.nullLaw.p : 0,
+    );
+    expect(result.log10PValue).toBeCloseTo(tail.log10p, 10);
+    expect(result.log10PValue).toBeLessThan(-20);
+    expect(result.zScore).toBeGreaterThan(5);
+    expect(result.keyFingerprint).toBe(scheme.keyFingerprint);
+    expect(result.perToken[0]).toMatchObject({ index: 0, counted: false, reason: 'context', score: null });
+
+    const gumbel = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 2 }, key);
+    const g = detectTokens(watermarked({ scheme: 'gumbel', contextWidth: 2 }, 100), { scheme: gumbel });
+    expect(g.log10PValue).toBeCloseTo(gammaUpperTail(g.scoreSum, g.scored).log10p, 10);
+  });
+
+  it('scores each (window, token) pair once by default', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const sentence = [10, 20, 30, 40, 50];
+    const ids = Array.from({ length: 50 }, () => sentence).flat();
+    const pair = detectTokens(ids, { scheme });
+    expect(pair.tokens).toBe(250);
+    expect(pair.scored).toBe(5); // 10→20, 20→30, 30→40, 40→50, 50→10
+    expect(pair.perToken.filter((t) => t.reason === 'duplicate')).toHaveLength(244);
+    const none = detectTokens(ids, { scheme, dedup: 'none' });
+    expect(none.scored).toBe(249);
+    const context = detectTokens([1, 2, 1, 3, 1, 2], { scheme, dedup: 'context' });
+    expect(context.scored).toBe(3); // contexts 1, 2 and 3; the later tokens after 1 are duplicates
+  });
+
+  it('drops windows that occur in the prompt, and everything from the end-of-sequence token on', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V, contextWidth: 2 }, key);
+    const ids = [5, 6, 7, 8, 9, 1, 2, 3];
+    const result = detectTokens(ids, { scheme, prompt: [100, 6, 7, 101], eosTokenId: 1 });
+    const reasons = result.perToken.map((t) => t.reason ?? 'counted');
+    expect(reasons).toEqual([
+      'context',
+      'context',
+      'counted',
+      'prompt-window',
+      'counted',
+      'eos',
+      'eos',
+      'eos',
+    ]);
+    expect(result.scored).toBe(2);
+    const unigram = createScheme({ scheme: 'unigram', vocabSize: V }, key);
+    const u = detectTokens([4, 5, 6, 4], { scheme: unigram, prompt: [5] });
+    expect(u.perToken.map((t) => t.reason ?? 'counted')).toEqual([
+      'counted',
+      'prompt-window',
+      'counted',
+      'duplicate',
+    ]);
+  });
+
+  it('tests several keys at once with Holm-adjusted p-values', () => {
+    const ids = watermarked({ scheme: 'kgw' }, 150);
+    const schemes = [
+      createScheme({ scheme: 'kgw', vocabSize: V }, MasterKey.generate()),
+      createScheme({ scheme: 'kgw', vocabSize: V }, key),
+      createScheme({ scheme: 'kgw', vocabSize: V }, key, { tenant: 'other' }),
+    ];
+    const results = detectTokens(ids, { schemes });
+    expect(results).toHaveLength(3);
+    expect(results[1].log10PValue).toBeLessThan(-15);
+    expect(results[1].adjustedLog10PValue).toBeCloseTo(results[1].log10PValue + Math.log10(3), 10);
+    expect(results[0].adjustedPValue).toBeGreaterThanOrEqual(results[0].pValue);
+    expect(results[2].tenant).toBe('other');
+    for (const r of results) expect(r.adjustedPValue).toBeLessThanOrEqual(1);
+  });
+
+  it('finds the best window and corrects for the windows tried', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const result = detectTokens(watermarked({ scheme: 'kgw' }, 300), { scheme, window: { sizes: [32, 64] } });
+    const w = result.bestWindow;
+    expect(w).not.toBeNull();
+    if (w === null) return;
+    expect(w.windowsTried).toBe(result.scored - 32 + 1 + result.scored - 64 + 1);
+    expect(w.correctedLog10PValue).toBeCloseTo(w.log10PValue + Math.log10(w.windowsTried), 10);
+    expect([32, 64]).toContain(w.scored);
+    expect(detectTokens([1, 2, 3], { scheme }).bestWindow).toBeNull();
+  });
+
+  it('rejects bad options and out-of-vocabulary ids with one clear line', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    expect(() => detectTokens([1, 2], { scheme, dedup: 'all' as never })).toThrow(
+      /dedup must be "pair", "context" or "none"/,
+    );
+    expect(() => detectTokens([1, V + 3], { scheme })).toThrow(VerifierError);
+    expect(() => detectTokens([1, V + 3], { scheme })).toThrow(
+      `token id ${V + 3} at position 1 is outside the scheme's vocabulary (vocabSize ${V})`,
+    );
+    expect(() => detectTokens([1, 2], { schemes: [] })).toThrow(/non-empty array/);
+    expect(() => detectTokens([1, 2, 3], { scheme, window: { sizes: [0] } })).toThrow(/window sizes/);
+  });
+});
