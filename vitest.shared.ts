@@ -4,4 +4,5 @@ import { fileURLToPath } from 'node:url';
 export const workspaceAliases: Record<string, string> = {
   '@tracemark/watermark': fileURLToPath(new URL('./packages/watermark/src/index.ts', import.meta.url)),
   '@tracemark/verifier': fileURLToPath(new URL('./packages/verifier/src/index.ts', import.meta.url)),
+  '@tracemark/ngram': fileURLToPath(new URL('./packages/ngram/src/index.ts', import.meta.url)),
 };

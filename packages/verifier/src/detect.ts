@@ -1,13 +1,20 @@
-import { type NullLaw, type Scheme, type SchemeSpec, WatermarkError } from '@tracemark/watermark';
-import { KeySet64, windowKey } from './dedup';
+import {
+  KeySet64,
+  type NullLaw,
+  type Scheme,
+  type SchemeSpec,
+  WatermarkError,
+  windowKey,
+} from '@tracemark/watermark';
 import { fail, VerifierError } from './errors';
 import { binomialUpperTail, gammaUpperTail, holmAdjustLog10, type TailProbability } from './stats/index';
 
 /**
  * Which repetitions are scored once:
- *  - 'pair' (default): each (context window, token) pair once. Repeated text cannot add evidence, and under H0
- *    the scored pairs are distinct PRF inputs, hence independent.
- *  - 'context': each context window once (the first token after it), stricter.
+ *  - 'pair' (default): each PRF input once: (window, token) for LeftHash, (winning window token, token) for
+ *    MinHash and SelfHash (`Scheme.inputKey`). Repeated text cannot add evidence, and under H0 the scored
+ *    inputs are distinct, hence independent.
+ *  - 'context': each context seed once (the first token after it), stricter.
  *  - 'none': every token, as most reference detectors do; repeated text then inflates the evidence.
  */
 export type Dedup = 'pair' | 'context' | 'none';
@@ -137,7 +144,6 @@ function detectOne(ids: ArrayLike<number>, scheme: Scheme, options: DetectOption
   const status = new Uint8Array(track ? n : 0);
   const promptKeys = promptWindowKeys(options.prompt, h);
   const seen = dedup === 'none' ? null : new KeySet64(Math.min(n, 4096));
-  const keyEnd = dedup === 'pair' ? 1 : 0;
   const key = new Uint32Array(2);
   const eos = options.eosTokenId;
   let afterEos = false;
@@ -159,7 +165,7 @@ function detectOne(ids: ArrayLike<number>, scheme: Scheme, options: DetectOption
         if (promptKeys.has(key[0], key[1])) reason = STATUS_PROMPT_WINDOW;
       }
       if (reason === STATUS_COUNTED && seen !== null) {
-        windowKey(ids, i - h, i + keyEnd, key);
+        dedupKey(scheme, ids, i, dedup, key);
         if (!seen.add(key[0], key[1])) reason = STATUS_DUPLICATE;
       }
       if (reason === STATUS_COUNTED) {
@@ -206,6 +212,29 @@ function scoreAt(scheme: Scheme, ids: ArrayLike<number>, i: number): number {
       );
     }
     throw error;
+  }
+}
+
+/**
+ * The key a position is de-duplicated on: what determines its score ('pair') or its seed ('context'), as
+ * the scheme defines it. For MinHash and SelfHash that is the winning window token, not the whole window:
+ * two windows that share it give equal scores, which must not count twice.
+ */
+export function dedupKey(
+  scheme: Scheme,
+  ids: ArrayLike<number>,
+  i: number,
+  dedup: Dedup,
+  out: Uint32Array,
+): void {
+  const h = scheme.contextWidth;
+  if (dedup === 'pair') {
+    if (scheme.inputKey) scheme.inputKey(ids, i, out);
+    else windowKey(ids, i - h, i + 1, out);
+  } else if (scheme.contextKey) {
+    scheme.contextKey(ids, i, out);
+  } else {
+    windowKey(ids, i - h, i, out);
   }
 }
 

@@ -1,4 +1,3 @@
-export { KeySet64, windowKey } from './dedup';
 export {
   DEFAULT_WINDOW_SIZES,
   type Dedup,

@@ -1,12 +1,11 @@
-import type { NullLaw, Scheme, SchemeSpec } from '@tracemark/watermark';
-import { KeySet64, windowKey } from './dedup';
-import { nullTail, zScore } from './detect';
+import { KeySet64, type NullLaw, type Scheme, type SchemeSpec, windowKey } from '@tracemark/watermark';
+import { dedupKey, nullTail, zScore } from './detect';
 import { fail } from './errors';
 
 /**
  * The closed-model radioactivity test of Sander et al. 2024 ("Watermarking Makes Language Models
  * Radioactive", NeurIPS, §4): the suspect model's outputs, with the prompts that produced them, are scored
- * as one tape. Each (context window, token) pair counts once across the whole set, and windows that occur
+ * as one tape. Each PRF input (see `Scheme.inputKey`) counts once across the whole set, and windows that occur
  * in any prompt are dropped, so that neither repetition nor text quoted from watermarked prompts can
  * pass for inherited watermark. The p-value is exact under the scheme's null law.
  */
@@ -105,7 +104,7 @@ export function radioactivityTest(
         continue;
       }
       if (dedup) {
-        windowKey(sequence, i - h, i + 1, key);
+        dedupKey(scheme, sequence, i, 'pair', key);
         if (!tape.add(key[0], key[1])) {
           skipped.duplicate++;
           continue;

@@ -1,4 +1,4 @@
-import { createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { createScheme, GenerationSession, MasterKey, windowKey } from '@tracemark/watermark';
 import { describe, expect, it } from 'vitest';
 import { binomialUpperTail, detectTokens, gammaUpperTail, VerifierError } from '../src/index';
 
@@ -121,5 +121,44 @@ describe('detectTokens', () => {
     );
     expect(() => detectTokens([1, 2], { schemes: [] })).toThrow(/non-empty array/);
     expect(() => detectTokens([1, 2, 3], { scheme, window: { sizes: [0] } })).toThrow(/window sizes/);
+  });
+});
+
+describe('de-duplication follows the PRF input', () => {
+  // Windows (1000 + i, 7) all share the token 7; under MinHash or SelfHash the token that wins the window
+  // decides the seed, so many different windows give the very same score for the 8 that follows.
+  const ids = Array.from({ length: 200 }, (_, i) => [1000 + i, 7, 8]).flat();
+
+  it.each([
+    { scheme: 'kgw', hashing: 'min', contextWidth: 2 },
+    { scheme: 'kgw', hashing: 'self', contextWidth: 2 },
+    { scheme: 'gumbel', hashing: 'min', contextWidth: 2 },
+  ])('$scheme/$hashing: repeated PRF inputs count once, and clean keys stay calibrated', (spec) => {
+    let detections = 0;
+    for (let tenant = 0; tenant < 200; tenant++) {
+      const scheme = createScheme({ ...spec, vocabSize: V }, key, { tenant: `t${tenant}` });
+      const result = detectTokens(ids, { scheme, perToken: false, window: false });
+      if (result.pValue <= 1e-3) detections++;
+    }
+    // 200 tests at α = 1e-3: more than 3 detections has probability below 6e-5 for a calibrated test.
+    expect(detections).toBeLessThanOrEqual(3);
+  });
+
+  it('keys a MinHash position by (winning window token, token), and counts each key once', () => {
+    const scheme = createScheme({ scheme: 'kgw', hashing: 'min', contextWidth: 2, vocabSize: V }, key);
+    const got = new Uint32Array(2);
+    const candidate = new Uint32Array(2);
+    const distinct = new Set<string>();
+    for (let i = 2; i < ids.length; i++) {
+      scheme.inputKey?.(ids, i, got);
+      const matches = [ids[i - 2], ids[i - 1]].some((winner) => {
+        windowKey([winner, ids[i]], 0, 2, candidate);
+        return candidate[0] === got[0] && candidate[1] === got[1];
+      });
+      expect(matches).toBe(true);
+      distinct.add(`${got[0]}:${got[1]}`);
+    }
+    expect(detectTokens(ids, { scheme }).scored).toBe(distinct.size);
+    expect(distinct.size).toBeLessThan(ids.length - 2);
   });
 });

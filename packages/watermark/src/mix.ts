@@ -31,18 +31,3 @@ export function seededUniform(seedLo: number, seedHi: number, token: number): nu
   const lo = seededHash32(seedHi ^ 0x5bd1e995, seedLo, token); // 32 bits
   return (hi * TWO_POW_32 + lo + 0.5) / TWO_POW_53;
 }
-
-/**
- * A 53-bit hash of words[start..end), for sets of context windows (de-duplication, repetition masks).
- * Not keyed and not secret: it only has to make collisions rare (≈ n²/2^54 for n windows).
- */
-export function hashWindow(words: ArrayLike<number>, start: number, end: number): number {
-  let a = 0x9e3779b9 ^ (end - start);
-  let b = 0x85ebca6b;
-  for (let i = start; i < end; i++) {
-    const w = words[i] >>> 0;
-    a = lowbias32((a ^ w) >>> 0);
-    b = lowbias32((b + w + a) | 0);
-  }
-  return (b >>> 11) * TWO_POW_32 + a;
-}

@@ -1,4 +1,5 @@
 import { fail } from './errors';
+import { windowKey } from './key-set';
 import type { SchemeKey } from './keys';
 import { seededHash32 } from './mix';
 import { type SipKey, sipHash24Words, sipKey } from './siphash';
@@ -24,6 +25,8 @@ export class ContextPrf {
   /** The seed computed by the last `seed`/`selfSeed` call. */
   lo = 0;
   hi = 0;
+  /** MinHash and SelfHash: the window token whose seed won in the last call. */
+  winner = 0;
 
   readonly #key: SipKey;
   readonly #vocabSize: number;
@@ -33,6 +36,7 @@ export class ContextPrf {
   readonly #word = new Uint32Array(1);
   readonly #windowLo: Uint32Array;
   readonly #windowHi: Uint32Array;
+  readonly #windowTokens: Uint32Array;
   #tokenSeeds: Uint32Array | null = null;
   #known: Uint8Array | null = null;
   #tokenLo = 0;
@@ -47,6 +51,7 @@ export class ContextPrf {
     this.#hashing = hashing;
     this.#windowLo = new Uint32Array(contextWidth);
     this.#windowHi = new Uint32Array(contextWidth);
+    this.#windowTokens = new Uint32Array(contextWidth);
     sipHash24Words(this.#key, this.#word, 0, 0, this.#out);
     this.#emptyLo = this.#out[0];
     this.#emptyHi = this.#out[1];
@@ -107,6 +112,7 @@ export class ContextPrf {
       this.#seedOfToken(sequence[end - h + j]);
       this.#windowLo[j] = this.#tokenLo;
       this.#windowHi[j] = this.#tokenHi;
+      this.#windowTokens[j] = sequence[end - h + j];
     }
   }
 
@@ -119,30 +125,75 @@ export class ContextPrf {
     const highs = this.#windowHi;
     let bestLo = seededHash32(lows[0], highs[0], candidate);
     let bestHi = highs[0];
+    let best = 0;
     for (let j = 1; j < this.#width; j++) {
       const v = seededHash32(lows[j], highs[j], candidate);
       if (v < bestLo) {
         bestLo = v;
         bestHi = highs[j];
+        best = j;
       }
     }
     this.lo = bestLo;
     this.hi = bestHi;
+    this.winner = this.#windowTokens[best];
+  }
+
+  /**
+   * Key of everything that determines the seed after the window ending before `end`: the window for
+   * LeftHash, the winning token for MinHash. Equal keys mean the same keyed randomness, which a
+   * distortion-free scheme must not spend twice in one sequence. (SelfHash seeds depend on the candidate;
+   * its key is the whole window.)
+   */
+  contextKey(sequence: ArrayLike<number>, end: number, out: Uint32Array): void {
+    if (this.#hashing === 'min' && this.#width > 1) {
+      this.seed(sequence, end);
+      out[0] = this.winner;
+      out[1] = 0;
+      return;
+    }
+    this.checkContext(sequence, end);
+    windowKey(sequence, end - this.#width, end, out);
+  }
+
+  /**
+   * Key of everything that determines the score of `sequence[index]`: (window, token) for LeftHash,
+   * (winning token, token) for MinHash and SelfHash. Under H0, scores of positions with distinct keys are
+   * independent, and positions with equal keys have equal scores: de-duplication must use this key.
+   */
+  inputKey(sequence: ArrayLike<number>, index: number, out: Uint32Array): void {
+    const token = sequence[index];
+    if (this.#width > 1 && this.#hashing !== 'left') {
+      if (this.#hashing === 'min') {
+        this.seed(sequence, index);
+      } else {
+        this.loadWindow(sequence, index);
+        this.selfSeed(token);
+      }
+      out[0] = token;
+      out[1] = this.winner + 1;
+      return;
+    }
+    this.checkContext(sequence, index);
+    windowKey(sequence, index - this.#width, index + 1, out);
   }
 
   #minTokenSeed(sequence: ArrayLike<number>, start: number, end: number): void {
     this.#seedOfToken(sequence[start]);
     let bestLo = this.#tokenLo;
     let bestHi = this.#tokenHi;
+    let winner = sequence[start];
     for (let i = start + 1; i < end; i++) {
       this.#seedOfToken(sequence[i]);
       if (this.#tokenHi < bestHi || (this.#tokenHi === bestHi && this.#tokenLo < bestLo)) {
         bestHi = this.#tokenHi;
         bestLo = this.#tokenLo;
+        winner = sequence[i];
       }
     }
     this.lo = bestLo;
     this.hi = bestHi;
+    this.winner = winner;
   }
 
   #seedOfToken(token: number): void {

@@ -45,15 +45,18 @@ export function assertLogits(logits: Float32Array, vocabSize: number): void {
       `logits have ${logits.length} entries but the vocabulary has ${vocabSize} tokens`,
     );
   }
-  let finite = 0;
+  let masked = 0;
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
-    if (x === Number.NEGATIVE_INFINITY) continue;
-    if (!(x < Number.POSITIVE_INFINITY))
-      fail('E_NONFINITE_LOGITS', `logit ${i} is ${x}; logits must be finite or -Infinity`);
-    finite++;
+    // x − x is 0 for every finite x and NaN for NaN and ±Infinity: one test on the common path.
+    if (x - x !== 0) {
+      if (x !== Number.NEGATIVE_INFINITY)
+        fail('E_NONFINITE_LOGITS', `logit ${i} is ${x}; logits must be finite or -Infinity`);
+      masked++;
+    }
   }
-  if (finite === 0) fail('E_NO_CANDIDATES', 'every logit is -Infinity: there is no token to choose');
+  if (masked === logits.length)
+    fail('E_NO_CANDIDATES', 'every logit is -Infinity: there is no token to choose');
 }
 
 let weights = new Float64Array(1024);
@@ -215,44 +218,52 @@ function nucleusCut(
  */
 export function topKIndices(logits: Float32Array, k: number, out: Int32Array): number {
   let size = 0;
-  const less = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+  // Ordered by logit, then by lower id first; the heap's root is the weakest of the kept candidates.
+  const weaker = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
   const siftDown = (i: number) => {
     for (;;) {
       const l = 2 * i + 1;
       if (l >= size) return;
       const r = l + 1;
-      const m = r < size && less(out[r], out[l]) ? r : l;
-      if (!less(out[m], out[i])) return;
+      const m = r < size && weaker(out[r], out[l]) ? r : l;
+      if (!weaker(out[m], out[i])) return;
       const t = out[m];
       out[m] = out[i];
       out[i] = t;
       i = m;
     }
   };
-  for (let t = 0; t < logits.length; t++) {
+  const n = logits.length;
+  let t = 0;
+  for (; t < n && size < k; t++) {
     if (logits[t] === Number.NEGATIVE_INFINITY) continue;
-    if (size < k) {
-      let i = size++;
-      out[i] = t;
-      while (i > 0) {
-        const p = (i - 1) >> 1;
-        if (!less(out[i], out[p])) break;
-        const tmp = out[p];
-        out[p] = out[i];
-        out[i] = tmp;
-        i = p;
-      }
-    } else if (less(out[0], t)) {
+    let i = size++;
+    out[i] = t;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!weaker(out[i], out[p])) break;
+      const tmp = out[p];
+      out[p] = out[i];
+      out[i] = tmp;
+      i = p;
+    }
+  }
+  // Once the heap is full, most entries lose to its root: compare against its value without a call.
+  let floor = size > 0 ? logits[out[0]] : Number.POSITIVE_INFINITY;
+  for (; t < n; t++) {
+    const x = logits[t];
+    if (x > floor) {
       out[0] = t;
       siftDown(0);
+      floor = logits[out[0]];
     }
   }
   const found = size;
-  // Heap-sort in place: repeatedly move the minimum to the end, giving decreasing order.
+  // Heap-sort in place: repeatedly move the weakest to the end, giving decreasing order.
   while (size > 1) {
-    const t = out[0];
+    const top = out[0];
     out[0] = out[size - 1];
-    out[size - 1] = t;
+    out[size - 1] = top;
     size--;
     siftDown(0);
   }

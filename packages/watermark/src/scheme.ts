@@ -55,4 +55,16 @@ export interface Scheme<S extends BaseSpec = BaseSpec> {
 
   /** Score of `sequence[index]` given its context `sequence[index − contextWidth .. index)`. */
   score(sequence: ArrayLike<number>, index: number): number;
+
+  /**
+   * Writes into `out` a 64-bit key of everything that determines the PRF seed after the window ending
+   * before `end`. Without it, the whole window is the key.
+   */
+  contextKey?(sequence: ArrayLike<number>, end: number, out: Uint32Array): void;
+
+  /**
+   * Writes into `out` a 64-bit key of everything that determines the score of `sequence[index]`; positions
+   * with distinct keys have independent scores under H0. Without it, (window, token) is the key.
+   */
+  inputKey?(sequence: ArrayLike<number>, index: number, out: Uint32Array): void;
 }

@@ -1,5 +1,5 @@
 import { fail } from './errors';
-import { hashWindow } from './mix';
+import { KeySet64, windowKey } from './key-set';
 import { argmax, assertLogits, createRng, Sampler, type SamplingOptions, sampleCategorical } from './sampler';
 import type { Scheme } from './scheme';
 
@@ -44,8 +44,8 @@ export interface GenerationOptions {
 }
 
 /**
- * The state of one generated sequence: its tokens, the context windows whose keyed randomness has
- * been used, and how many steps carried the watermark.
+ * The state of one generated sequence: its tokens, the contexts whose keyed randomness has been used,
+ * and how many steps carried the watermark.
  */
 export class GenerationSession {
   readonly scheme: Scheme;
@@ -55,7 +55,9 @@ export class GenerationSession {
   readonly sampler: Sampler;
   watermarkedSteps = 0;
   readonly #uniform: () => number;
-  readonly #usedWindows = new Set<number>();
+  /** Keys of the contexts whose keyed randomness this sequence has spent (distortion-free schemes). */
+  readonly #usedContexts = new KeySet64(64);
+  readonly #key = new Uint32Array(2);
 
   constructor(scheme: Scheme, options: GenerationOptions = {}) {
     this.scheme = scheme;
@@ -81,23 +83,20 @@ export class GenerationSession {
   next(logits: Float32Array): number {
     const { scheme, tokens } = this;
     const h = scheme.contextWidth;
-    let window = -1;
+    const key = this.#key;
+    let tracked = false;
     let repeated = false;
     if (this.watermark && scheme.distortionFree && tokens.length >= h) {
-      window = hashWindow(tokens, tokens.length - h, tokens.length);
-      repeated = this.#usedWindows.has(window);
+      if (scheme.contextKey) scheme.contextKey(tokens, tokens.length, key);
+      else windowKey(tokens, tokens.length - h, tokens.length, key);
+      tracked = true;
+      repeated = this.#usedContexts.has(key[0], key[1]);
     }
-    const step = generationStep(
-      this.watermark ? scheme : null,
-      tokens,
-      logits,
-      this.sampler,
-      this.#uniform,
-      repeated,
-    );
+    const active = this.watermark ? scheme : null;
+    const step = generationStep(active, tokens, logits, this.sampler, this.#uniform, repeated);
     if (step.watermarked) {
       this.watermarkedSteps++;
-      if (window !== -1) this.#usedWindows.add(window);
+      if (tracked) this.#usedContexts.add(key[0], key[1]);
     }
     tokens.push(step.token);
     return step.token;

@@ -92,4 +92,12 @@ export class GumbelScheme implements Scheme<GumbelSpec> {
     prf.seed(sequence, index);
     return -Math.log1p(-seededUniform(prf.lo, prf.hi, token));
   }
+
+  contextKey(sequence: ArrayLike<number>, end: number, out: Uint32Array): void {
+    this.#prf.contextKey(sequence, end, out);
+  }
+
+  inputKey(sequence: ArrayLike<number>, index: number, out: Uint32Array): void {
+    this.#prf.inputKey(sequence, index, out);
+  }
 }

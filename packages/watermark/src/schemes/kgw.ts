@@ -209,4 +209,12 @@ export class KgwScheme implements Scheme<KgwSpec> {
     this.#prf.checkToken(token);
     return this.isGreen(sequence, index, token) ? 1 : 0;
   }
+
+  contextKey(sequence: ArrayLike<number>, end: number, out: Uint32Array): void {
+    this.#prf.contextKey(sequence, end, out);
+  }
+
+  inputKey(sequence: ArrayLike<number>, index: number, out: Uint32Array): void {
+    this.#prf.inputKey(sequence, index, out);
+  }
 }

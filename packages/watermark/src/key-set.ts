@@ -8,8 +8,11 @@ export class KeySet64 {
   #table: Uint32Array;
   #mask: number;
   #size = 0;
-  /** 2^15 recent keys (256 KiB), indexed by the top bits of the slot hash. */
-  readonly #recent = emptyTable(1 << (32 - RECENT_SHIFT));
+  /**
+   * 2^15 recent keys (256 KiB), indexed by the top bits of the slot hash; allocated only once the table
+   * outgrows the caches, so that the many small sets of short detections stay cheap.
+   */
+  #recent: Uint32Array | null = null;
 
   constructor(expected = 1024) {
     let capacity = 16;
@@ -31,11 +34,13 @@ export class KeySet64 {
     lo >>>= 0;
     hi >>>= 0;
     const hash = slotOf(lo, hi);
-    const slot = (hash >>> RECENT_SHIFT) << 1;
     const recent = this.#recent;
-    if (recent[slot + 1] === hi && recent[slot] === lo) return false;
-    recent[slot] = lo;
-    recent[slot + 1] = hi;
+    if (recent !== null) {
+      const slot = (hash >>> RECENT_SHIFT) << 1;
+      if (recent[slot + 1] === hi && recent[slot] === lo) return false;
+      recent[slot] = lo;
+      recent[slot + 1] = hi;
+    }
     if (2 * (this.#size + 1) > this.#mask + 1) this.#grow();
     return this.#insert(lo, hi, hash);
   }
@@ -73,6 +78,8 @@ export class KeySet64 {
   #grow(): void {
     const old = this.#table;
     const capacity = 2 * (this.#mask + 1);
+    if (capacity >= RECENT_FROM_CAPACITY && this.#recent === null)
+      this.#recent = emptyTable(1 << (32 - RECENT_SHIFT));
     this.#table = emptyTable(capacity);
     this.#mask = capacity - 1;
     this.#size = 0;
@@ -86,6 +93,8 @@ export class KeySet64 {
 
 const EMPTY = 0xffffffff;
 const RECENT_SHIFT = 17;
+/** Table capacity (slots) from which the recent-key cache pays for itself: 2^16 slots = 512 KiB. */
+const RECENT_FROM_CAPACITY = 1 << 16;
 
 function emptyTable(capacity: number): Uint32Array {
   const table = new Uint32Array(2 * capacity);

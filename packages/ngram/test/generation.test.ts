@@ -1,0 +1,58 @@
+import { createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { describe, expect, it } from 'vitest';
+import { gutenbergCorpus, o200kBase, trainNgram } from '../src/index';
+import { bookTokens } from './support';
+
+const MASTER = MasterKey.parse('0b7e4d2a91c3f58e6a0d17b2c49e3f8a5d6c1e2b7f0a9d8c3b4e5f6a7b8c9d0e');
+
+describe('generation through @tracemark/watermark', () => {
+  const model = trainNgram(bookTokens(['austen-emma', 'austen-sense']), { order: 4 });
+  const prompts = gutenbergCorpus('heldOut', { books: ['austen-persuasion'] })
+    .filter((d) => d.text.length > 200)
+    .slice(0, 6)
+    .map((d) => o200kBase.encode(d.text).slice(0, 12));
+
+  it('runs GenerationSession on model.logits(session.tokens) unchanged, emitting only known tokens', () => {
+    const scheme = createScheme({ scheme: 'kgw', contextWidth: 1, vocabSize: model.vocabSize }, MASTER);
+    const out = new Float32Array(model.vocabSize);
+    const green = { marked: 0, plain: 0, steps: 0 };
+    for (const [i, prompt] of prompts.entries()) {
+      for (const watermark of [true, false]) {
+        const session = new GenerationSession(scheme, {
+          prompt,
+          seed: `ngram-${i}`,
+          watermark,
+          sampling: { topK: 40 },
+        });
+        for (let step = 0; step < 60; step++) session.next(model.logits(session.tokens, out));
+        expect(session.generated).toHaveLength(60);
+        expect(session.generated.every((t) => model.isKnown(t))).toBe(true);
+        expect(o200kBase.decode(session.tokens).length).toBeGreaterThan(100);
+        let greens = 0;
+        for (let j = session.promptLength; j < session.tokens.length; j++)
+          greens += scheme.score(session.tokens, j);
+        if (watermark) {
+          expect(session.watermarkedSteps).toBe(60);
+          green.marked += greens;
+          green.steps += 60;
+        } else {
+          green.plain += greens;
+        }
+      }
+    }
+    // KGW (γ = ¼ by default) raises the green fraction of the model's own text well above the plain text's.
+    expect(green.marked / green.steps).toBeGreaterThan(green.plain / green.steps + 0.15);
+  });
+
+  it('runs the distortion-free Gumbel-max scheme as well, reproducibly for a seed and key', () => {
+    const scheme = createScheme({ scheme: 'gumbel', contextWidth: 4, vocabSize: model.vocabSize }, MASTER);
+    const run = () => {
+      const session = new GenerationSession(scheme, { prompt: prompts[0], seed: 7, sampling: { topK: 40 } });
+      for (let step = 0; step < 40; step++) session.next(model.logits(session.tokens));
+      return session.generated;
+    };
+    const first = run();
+    expect(run()).toEqual(first);
+    expect(first.every((t) => model.isKnown(t))).toBe(true);
+  });
+});
