@@ -1,5 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { machineLine, renderTable, type Section } from './harness';
+import { interopSections } from './interop';
+import { ngramSections } from './ngram';
 import { verifierSections } from './verifier';
 import { watermarkSections } from './watermark';
 
@@ -7,7 +9,12 @@ import { watermarkSections } from './watermark';
 async function main(): Promise<void> {
   const sections: Section[] = [];
   const only = process.argv[2];
-  const suites = { watermark: watermarkSections, verifier: verifierSections };
+  const suites = {
+    watermark: watermarkSections,
+    verifier: verifierSections,
+    interop: interopSections,
+    ngram: ngramSections,
+  };
   for (const [name, suite] of Object.entries(suites)) {
     if (only !== undefined && only !== name) continue;
     const made = await suite();

@@ -31,3 +31,11 @@ export {
   trainNgram,
   trainNgramAsync,
 } from './train';
+export {
+  type GenerateOptions,
+  type GeneratedSample,
+  generateSamples,
+  type StudentMix,
+  studentDocuments,
+  trainStudent,
+} from './distill';

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { topKIndices } from '@tracemark/watermark';
 import { countOfCounts, type Discounts, modifiedKneserNeyDiscounts } from './discounts';
 import { fail } from './errors';
 import { decodeModel, encodeModel } from './format';
@@ -98,6 +99,15 @@ export class NgramModel {
    */
   readonly #logRatio: Float32Array[] = [];
   readonly #contextNodes = new Int32Array(8);
+  /** Known tokens by decreasing unigram logit, for top-k without a pass over the vocabulary. */
+  #byUnigram: Int32Array | null = null;
+  /** Scratch of `topCandidates`: a stamp per token (set in the current call), the token's logit. */
+  #stamp: Uint32Array | null = null;
+  #stampValue: Float32Array | null = null;
+  #generation = 0;
+  #pool = new Int32Array(1024);
+  #poolLogits = new Float32Array(1024);
+  #poolTop = new Int32Array(64);
 
   constructor(parts: ModelParts) {
     this.#parts = parts;
@@ -257,6 +267,80 @@ export class NgramModel {
       for (let e = childStart[node]; e < end; e++) out[words[e]] = logRatio[e];
     }
     return out;
+  }
+
+  /**
+   * The `k` most likely next tokens, best first, with their logits on the scale of `logits()`; returns
+   * how many were written (fewer than k only when fewer tokens are known). Exact, and without a pass over
+   * the vocabulary: a token's logit is the entry of the longest context suffix that has it as a child,
+   * else its unigram logit, so the top k lie among those children and the k best unigram tokens that are
+   * not children. Serving stacks pass the result to `GenerationSession.nextFromCandidates`.
+   */
+  topCandidates(context: ArrayLike<number>, k: number, ids: Int32Array, logits: Float32Array): number {
+    if (!(Number.isInteger(k) && k >= 1 && ids.length >= k && logits.length >= k)) {
+      fail(
+        'E_INVALID_OPTIONS',
+        `topCandidates needs k ≥ 1 and output arrays of at least k entries; got k = ${k}`,
+      );
+    }
+    const stamp = (this.#stamp ??= new Uint32Array(this.vocabSize));
+    const value = (this.#stampValue ??= new Float32Array(this.vocabSize));
+    const byUnigram = (this.#byUnigram ??= this.#sortByUnigram());
+    const generation = ++this.#generation;
+    const known = this.#findContexts(context, context.length);
+    const levels = this.#parts.levels;
+    let size = 0;
+    for (let level = 1; level <= known; level++) {
+      const { childStart, words } = levels[level - 1];
+      const logRatio = this.#logRatio[level + 1];
+      const node = this.#contextNodes[level];
+      const end = childStart[node + 1];
+      for (let e = childStart[node]; e < end; e++) {
+        const w = words[e];
+        if (stamp[w] !== generation) {
+          stamp[w] = generation;
+          size = this.#poolPush(size, w);
+        }
+        value[w] = logRatio[e];
+      }
+    }
+    let extra = 0;
+    for (let j = 0; j < byUnigram.length && extra < k; j++) {
+      const w = byUnigram[j];
+      if (stamp[w] === generation) continue;
+      value[w] = this.#logUnigram[w];
+      size = this.#poolPush(size, w);
+      extra++;
+    }
+    const pool = this.#pool;
+    const poolLogits = this.#poolLogits;
+    for (let i = 0; i < size; i++) poolLogits[i] = value[pool[i]];
+    if (this.#poolTop.length < k) this.#poolTop = new Int32Array(k);
+    const found = topKIndices(poolLogits.subarray(0, size), k, this.#poolTop);
+    for (let i = 0; i < found; i++) {
+      ids[i] = pool[this.#poolTop[i]];
+      logits[i] = poolLogits[this.#poolTop[i]];
+    }
+    return found;
+  }
+
+  #poolPush(size: number, word: number): number {
+    if (size === this.#pool.length) {
+      const grown = new Int32Array(2 * size);
+      grown.set(this.#pool);
+      this.#pool = grown;
+      this.#poolLogits = new Float32Array(2 * size);
+    }
+    this.#pool[size] = word;
+    return size + 1;
+  }
+
+  #sortByUnigram(): Int32Array {
+    const tokens: number[] = [];
+    for (let w = 0; w < this.vocabSize; w++) if (this.#p0[w] > 0) tokens.push(w);
+    const logUnigram = this.#logUnigram;
+    tokens.sort((a, b) => logUnigram[b] - logUnigram[a] || a - b);
+    return Int32Array.from(tokens);
   }
 
   /** log p(token | context), natural log, normalised over the vocabulary; −Infinity for unseen tokens. */

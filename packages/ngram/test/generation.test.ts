@@ -1,4 +1,4 @@
-import { createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { createScheme, GenerationSession, MasterKey, topKIndices } from '@tracemark/watermark';
 import { describe, expect, it } from 'vitest';
 import { gutenbergCorpus, o200kBase, trainNgram } from '../src/index';
 import { bookTokens } from './support';
@@ -54,5 +54,37 @@ describe('generation through @tracemark/watermark', () => {
     const first = run();
     expect(run()).toEqual(first);
     expect(first.every((t) => model.isKnown(t))).toBe(true);
+  });
+
+  it('finds the exact top-k candidates without a pass over the vocabulary', () => {
+    const ids = new Int32Array(40);
+    const top = new Float32Array(40);
+    const reference = new Int32Array(40);
+    for (const prompt of prompts) {
+      for (let cut = 1; cut <= prompt.length; cut += 3) {
+        const context = prompt.slice(0, cut);
+        const full = model.logits(context);
+        const count = model.topCandidates(context, 40, ids, top);
+        expect(count).toBe(topKIndices(full, 40, reference));
+        // Ties may order differently; the logits, best first, must agree exactly.
+        expect(Array.from(top.subarray(0, count))).toEqual(Array.from(reference.subarray(0, count), (t) => full[t]));
+        for (let i = 0; i < count; i++) expect(full[ids[i]]).toBe(top[i]);
+      }
+    }
+  });
+
+  it('generates from candidate sets with the watermark, as detectable as the full-vocabulary path', () => {
+    const scheme = createScheme({ scheme: 'kgw', contextWidth: 1, vocabSize: model.vocabSize }, MASTER);
+    const ids = new Int32Array(40);
+    const top = new Float32Array(40);
+    const session = new GenerationSession(scheme, { prompt: prompts[1], seed: 'candidates' });
+    for (let step = 0; step < 200; step++) {
+      const count = model.topCandidates(session.tokens, 40, ids, top);
+      session.nextFromCandidates(ids, top, count);
+    }
+    let greens = 0;
+    for (let j = session.promptLength; j < session.tokens.length; j++) greens += scheme.score(session.tokens, j);
+    expect(session.watermarkedSteps).toBe(200);
+    expect(greens / 200).toBeGreaterThan(0.45);
   });
 });

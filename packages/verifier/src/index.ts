@@ -14,6 +14,7 @@ export {
 export { assertScorable, type DetectTextOptions, detectText } from './detect-text';
 export { VerifierError, type VerifierErrorCode } from './errors';
 export { formatPValue } from './format';
+export { detectInterop, type InteropDetection } from './interop';
 export { formatKeyFile, parseKeyText, readKeyFile, writeKeyFile } from './keyfile';
 export {
   buildWindowFilter,
@@ -22,6 +23,7 @@ export {
   radioactivityTest,
   type SuspectSample,
   type TrajectoryPoint,
+  type WindowFilter,
 } from './radioactivity';
 export * from './stats/index';
 export { customTokenizer, type Encoding, loadTokenizer, type Tokenizer } from './tokenizers/index';

@@ -6,7 +6,7 @@ import { fail } from './errors';
  * The closed-model radioactivity test of Sander et al. 2024 ("Watermarking Makes Language Models
  * Radioactive", NeurIPS, §4): the suspect model's outputs, with the prompts that produced them, are scored
  * as one tape. Each PRF input (see `Scheme.inputKey`) counts once across the whole set, and windows that occur
- * in any prompt are dropped, so that neither repetition nor text quoted from watermarked prompts can
+ * in a sample's own prompt are dropped from that sample, so that neither repetition nor text quoted from watermarked prompts can
  * pass for inherited watermark. The p-value is exact under the scheme's null law.
  */
 export interface SuspectSample {
@@ -21,8 +21,8 @@ export interface TrajectoryPoint {
 
 export interface RadioactivityOptions {
   scheme: Scheme;
-  /** Keep only tokens whose context window is in this set (see `buildWindowFilter`). */
-  filter?: KeySet64;
+  /** Keep only tokens whose preceding window is in the owner's text (see `buildWindowFilter`). */
+  filter?: WindowFilter;
   /** De-duplicate pairs across the tape (default) and drop prompt windows (default). Off only to show the trap. */
   dedup?: boolean;
   dropPromptWindows?: boolean;
@@ -52,17 +52,32 @@ export interface RadioactivityResult {
   trajectory: TrajectoryPoint[];
 }
 
-/** The set of context windows (width h) of the owner's own watermarked text: the filter of Sander et al. §4.2. */
-export function buildWindowFilter(texts: Iterable<ArrayLike<number>>, contextWidth: number): KeySet64 {
-  const filter = new KeySet64();
+/** Windows of the owner's own watermarked text, and their width in tokens. */
+export interface WindowFilter {
+  windows: KeySet64;
+  width: number;
+}
+
+/**
+ * The filter of Sander et al. §4.2: the windows of `width` tokens that occur in the owner's watermarked
+ * text. A student model reproduces its training data most faithfully after such windows, so keeping only
+ * the tokens that follow one concentrates the evidence. The width may exceed the scheme's context: a
+ * longer window picks the contexts that a higher-order student has learnt from the watermarked text
+ * itself. Selecting by the preceding window never looks at the scored token, so under H0 the kept scores
+ * keep their null law.
+ */
+export function buildWindowFilter(texts: Iterable<ArrayLike<number>>, width: number): WindowFilter {
+  if (!(Number.isInteger(width) && width >= 1))
+    fail('E_INVALID_OPTIONS', `filter width must be an integer ≥ 1; got ${width}`);
+  const windows = new KeySet64();
   const key = new Uint32Array(2);
   for (const text of texts) {
-    for (let end = contextWidth; end <= text.length; end++) {
-      windowKey(text, end - contextWidth, end, key);
-      filter.add(key[0], key[1]);
+    for (let end = width; end <= text.length; end++) {
+      windowKey(text, end - width, end, key);
+      windows.add(key[0], key[1]);
     }
   }
-  return filter;
+  return { windows, width };
 }
 
 export function radioactivityTest(
@@ -75,7 +90,7 @@ export function radioactivityTest(
   const dedup = options.dedup ?? true;
   const dropPromptWindows = options.dropPromptWindows ?? true;
   const maxScored = options.maxScored ?? Number.POSITIVE_INFINITY;
-  const promptWindows = dropPromptWindows ? promptWindowSet(samples, h) : null;
+  const filter = options.filter;
   const tape = new KeySet64();
   const key = new Uint32Array(2);
   const skipped = { context: 0, duplicate: 0, promptWindow: 0, filtered: 0 };
@@ -88,6 +103,7 @@ export function radioactivityTest(
   for (const { prompt, output } of samples) {
     // The output is scored in the context of its prompt: the first tokens' windows reach into the prompt.
     const sequence = concat(prompt, output);
+    const promptWindows = dropPromptWindows ? promptWindowSet(prompt, h) : null;
     for (let i = prompt.length; i < sequence.length && scored < maxScored; i++) {
       seen++;
       if (i < h) {
@@ -99,9 +115,16 @@ export function radioactivityTest(
         skipped.promptWindow++;
         continue;
       }
-      if (options.filter && !options.filter.has(key[0], key[1])) {
-        skipped.filtered++;
-        continue;
+      if (filter !== undefined) {
+        if (i < filter.width) {
+          skipped.filtered++;
+          continue;
+        }
+        windowKey(sequence, i - filter.width, i, key);
+        if (!filter.windows.has(key[0], key[1])) {
+          skipped.filtered++;
+          continue;
+        }
       }
       if (dedup) {
         dedupKey(scheme, sequence, i, 'pair', key);
@@ -141,15 +164,13 @@ export function radioactivityTest(
   };
 }
 
-/** Windows of every prompt (for h = 0, the prompts' tokens), dropped from the tape. */
-function promptWindowSet(samples: SuspectSample[], h: number): KeySet64 {
-  const set = new KeySet64();
+/** Windows of a prompt (for h = 0, its tokens): a continuation that quotes its prompt is not evidence. */
+function promptWindowSet(prompt: ArrayLike<number>, h: number): KeySet64 {
+  const set = new KeySet64(prompt.length);
   const key = new Uint32Array(2);
-  for (const { prompt } of samples) {
-    for (let j = h; j <= prompt.length - (h === 0 ? 1 : 0); j++) {
-      windowKey(prompt, j - h, h === 0 ? j + 1 : j, key);
-      set.add(key[0], key[1]);
-    }
+  for (let j = h; j <= prompt.length - (h === 0 ? 1 : 0); j++) {
+    windowKey(prompt, j - h, h === 0 ? j + 1 : j, key);
+    set.add(key[0], key[1]);
   }
   return set;
 }

@@ -225,3 +225,56 @@ describe('tracemark detect on text', () => {
     );
   });
 });
+
+describe('tracemark detect on interop specs (the CLI contract)', () => {
+  const vectors = JSON.parse(readFileSync(fileURLToPath(new URL('./fixtures/interop.json', import.meta.url)), 'utf8'));
+
+  it('reports transformers WatermarkDetector counts, z-score and hfPValue beside the exact p-value', () => {
+    for (const vector of vectors.hfKgw.detections.slice(0, 3)) {
+      const spec = JSON.stringify({ scheme: 'hf-kgw', ...vector.config });
+      const run = tracemark(['detect', '--spec', spec, '--ids', JSON.stringify(vector.ids), '--json']);
+      expect(run.code).toBe(0);
+      const out = JSON.parse(run.stdout);
+      expect(out.numTokensScored).toBe(vector.numTokensScored);
+      expect(out.numGreenTokens).toBe(vector.numGreenTokens);
+      expect(out.zScore).toBeCloseTo(vector.zScore, 9);
+      expect(out.hfPValue).toBeCloseTo(vector.hfPValue, 9);
+      expect(out.pValue).toBeGreaterThan(0);
+      expect(out.pValue).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('reports lm-watermarking counts and SynthID means', () => {
+    const lmw = vectors.lmw.detections[0];
+    const lmwSpec = JSON.stringify({
+      scheme: 'lmw-kgw',
+      vocabSize: lmw.vocabSize,
+      gamma: lmw.gamma,
+      seedingScheme: lmw.seedingScheme,
+      ignoreRepeatedNgrams: lmw.ignoreRepeatedNgrams,
+    });
+    const out = JSON.parse(tracemark(['detect', '--spec', lmwSpec, '--ids', JSON.stringify(lmw.ids), '--json']).stdout);
+    expect([out.numTokensScored, out.numGreenTokens]).toEqual([lmw.numTokensScored, lmw.numGreenTokens]);
+    const synthid = vectors.synthid[0];
+    const synthidSpec = JSON.stringify({
+      scheme: synthid.variant,
+      keys: synthid.keys,
+      ngramLen: synthid.ngramLen,
+      samplingTableSize: synthid.samplingTableSize,
+      samplingTableSeed: synthid.samplingTableSeed,
+      contextHistorySize: synthid.contextHistorySize,
+    });
+    const s = JSON.parse(tracemark(['detect', '--spec', synthidSpec, '--ids', JSON.stringify(synthid.ids), '--json']).stdout);
+    expect(s.mean).toBeCloseTo(synthid.mean, 9);
+    expect(s.weightedMean).toBeCloseTo(synthid.weightedMean, 9);
+  });
+
+  it('needs no key and refuses one', () => {
+    const vector = vectors.hfKgw.detections[0];
+    const spec = JSON.stringify({ scheme: 'hf-kgw', ...vector.config });
+    expectOneLineError(
+      tracemark(['detect', '--spec', spec, '--key-file', keyFile, '--ids', JSON.stringify(vector.ids)]),
+      /interop schemes are keyed by their spec/,
+    );
+  });
+});

@@ -29,6 +29,7 @@ export { GUMBEL_DEFAULTS, GumbelScheme, type GumbelSpec } from './schemes/gumbel
 export { KGW_DEFAULTS, KgwScheme, type KgwSpec } from './schemes/kgw';
 export { SYNTHID_DEFAULTS, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
 export {
+  candidateStep,
   GenerationBatch,
   type GenerationOptions,
   GenerationSession,

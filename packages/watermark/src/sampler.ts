@@ -45,18 +45,18 @@ export function assertLogits(logits: Float32Array, vocabSize: number): void {
       `logits have ${logits.length} entries but the vocabulary has ${vocabSize} tokens`,
     );
   }
-  let masked = 0;
+  // One predictable branch per entry: a new maximum is rare after the first few, and so is NaN.
+  let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
-    // x − x is 0 for every finite x and NaN for NaN and ±Infinity: one test on the common path.
-    if (x - x !== 0) {
-      if (x !== Number.NEGATIVE_INFINITY)
-        fail('E_NONFINITE_LOGITS', `logit ${i} is ${x}; logits must be finite or -Infinity`);
-      masked++;
-    }
+    if (x > max) max = x;
+    else if (x !== x) fail('E_NONFINITE_LOGITS', `logit ${i} is NaN; logits must be finite or -Infinity`);
   }
-  if (masked === logits.length)
-    fail('E_NO_CANDIDATES', 'every logit is -Infinity: there is no token to choose');
+  if (max === Number.POSITIVE_INFINITY) {
+    const i = logits.indexOf(Number.POSITIVE_INFINITY);
+    fail('E_NONFINITE_LOGITS', `logit ${i} is Infinity; logits must be finite or -Infinity`);
+  }
+  if (max === Number.NEGATIVE_INFINITY) fail('E_NO_CANDIDATES', 'every logit is -Infinity: there is no token to choose');
 }
 
 let weights = new Float64Array(1024);

@@ -33,6 +33,55 @@ export function generationStep(
   return { token: scheme.choose(sequence, candidates, ids, count, uniform), watermarked: true };
 }
 
+/**
+ * One generation step on a candidate set that the caller has already truncated (a model's top-k, an
+ * inference server's top logprobs): `ids[i]` has logit `logits[i]`, before temperature. Logit-bias
+ * schemes bias the candidates (after truncation rather than before it, the only order a candidate set
+ * allows); distortion-free schemes choose among them. `logits` is modified in place.
+ */
+export function candidateStep(
+  scheme: Scheme | null,
+  sequence: ArrayLike<number>,
+  ids: Int32Array,
+  logits: Float32Array,
+  count: number,
+  temperature: number,
+  uniform: () => number,
+  skip = false,
+): StepResult {
+  assertCandidates(ids, logits, count, scheme?.vocabSize ?? Number.POSITIVE_INFINITY);
+  if (temperature > 0 && temperature !== 1) for (let i = 0; i < count; i++) logits[i] /= temperature;
+  const watermarked = scheme !== null && !skip && sequence.length >= scheme.contextWidth;
+  if (watermarked && scheme.biasLogits) scheme.biasLogits(sequence, logits, ids, count);
+  if (temperature === 0)
+    return { token: argmax(logits, ids, count), watermarked: watermarked && !scheme.distortionFree };
+  if (!watermarked) return { token: sampleCategorical(logits, ids, count, uniform()), watermarked: false };
+  return { token: scheme.choose(sequence, logits, ids, count, uniform), watermarked: true };
+}
+
+function assertCandidates(ids: Int32Array, logits: Float32Array, count: number, vocabSize: number): void {
+  if (!(ids instanceof Int32Array) || !(logits instanceof Float32Array)) {
+    fail('E_LOGITS_LENGTH', 'candidates must be an Int32Array of ids and a Float32Array of logits');
+  }
+  if (!(Number.isInteger(count) && count >= 1 && count <= ids.length && count <= logits.length)) {
+    fail('E_NO_CANDIDATES', `candidate count ${count} must be between 1 and the length of ids and logits`);
+  }
+  let masked = 0;
+  for (let i = 0; i < count; i++) {
+    const id = ids[i];
+    if (!(id >= 0 && id < vocabSize))
+      fail('E_TOKEN_RANGE', `candidate id ${id} is outside the vocabulary [0, ${vocabSize})`);
+    const x = logits[i];
+    if (x - x !== 0) {
+      if (x !== Number.NEGATIVE_INFINITY)
+        fail('E_NONFINITE_LOGITS', `candidate logit ${i} is ${x}; logits must be finite or -Infinity`);
+      masked++;
+    }
+  }
+  if (masked === count)
+    fail('E_NO_CANDIDATES', 'every candidate logit is -Infinity: there is no token to choose');
+}
+
 export interface GenerationOptions {
   /** Token ids that precede the generation. */
   prompt?: ArrayLike<number>;
@@ -81,6 +130,39 @@ export class GenerationSession {
 
   /** Chooses the next token from this step's logits (modified in place by logit-bias schemes). */
   next(logits: Float32Array): number {
+    return this.#advance((repeated) =>
+      generationStep(
+        this.watermark ? this.scheme : null,
+        this.tokens,
+        logits,
+        this.sampler,
+        this.#uniform,
+        repeated,
+      ),
+    );
+  }
+
+  /**
+   * Chooses the next token from a candidate set the caller truncated (see `candidateStep`): the
+   * session's temperature applies, its top-k and top-p do not (the candidate set is the truncation).
+   */
+  nextFromCandidates(ids: Int32Array, logits: Float32Array, count = ids.length): number {
+    const { temperature } = this.sampler.options;
+    return this.#advance((repeated) =>
+      candidateStep(
+        this.watermark ? this.scheme : null,
+        this.tokens,
+        ids,
+        logits,
+        count,
+        temperature,
+        this.#uniform,
+        repeated,
+      ),
+    );
+  }
+
+  #advance(step: (repeatedContext: boolean) => StepResult): number {
     const { scheme, tokens } = this;
     const h = scheme.contextWidth;
     const key = this.#key;
@@ -92,14 +174,13 @@ export class GenerationSession {
       tracked = true;
       repeated = this.#usedContexts.has(key[0], key[1]);
     }
-    const active = this.watermark ? scheme : null;
-    const step = generationStep(active, tokens, logits, this.sampler, this.#uniform, repeated);
-    if (step.watermarked) {
+    const result = step(repeated);
+    if (result.watermarked) {
       this.watermarkedSteps++;
       if (tracked) this.#usedContexts.add(key[0], key[1]);
     }
-    tokens.push(step.token);
-    return step.token;
+    tokens.push(result.token);
+    return result.token;
   }
 }
 

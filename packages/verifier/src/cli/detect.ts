@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
-import { createScheme, type MasterKey, type Scheme } from '@tracemark/watermark';
+import { createScheme, INTEROP_SCHEME_NAMES, type MasterKey, type Scheme } from '@tracemark/watermark';
 import { type Dedup, type DetectionResult, detectTokens } from '../detect';
 import { assertScorable, detectText } from '../detect-text';
 import { fail } from '../errors';
+import { detectInterop, type InteropDetection } from '../interop';
 import { parseKeyText, readKeyFile } from '../keyfile';
-import { highlightText, summaryLines } from './format';
+import { highlightText, interopSummaryLines, summaryLines } from './format';
 import { jsonArgument, readStdin, readTextFile } from './io';
 
 const OPTIONS = {
@@ -63,6 +64,7 @@ export async function runDetect(args: string[]): Promise<number> {
     fail('E_USAGE', `--eos must be a token id; got ${values.eos}`);
   }
   const spec = jsonArgument(values.spec, '--spec');
+  if (isInteropSpec(spec)) return runInteropDetect(spec, values, positionals, alpha);
   const key = masterKey(values);
   const tenants = values.tenant ?? [];
   const schemes: Scheme[] =
@@ -107,5 +109,54 @@ export async function runDetect(args: string[]): Promise<number> {
     }
   }
   const detected = results.some((r) => (r.adjustedLog10PValue ?? r.log10PValue) <= Math.log10(alpha));
+  return values['fail-on-detect'] && detected ? 1 : 0;
+}
+
+function isInteropSpec(spec: unknown): boolean {
+  const name = (spec as { scheme?: unknown } | null)?.scheme;
+  return typeof name === 'string' && (INTEROP_SCHEME_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * Watermarks made by Hugging Face transformers, lm-watermarking or synthid-text are keyed by integers in
+ * their own configuration, so the spec is the whole key: no tracemark key is read. The output keeps the
+ * field names of those tools (numTokensScored, numGreenTokens, …) beside tracemark's exact p-value.
+ */
+async function runInteropDetect(
+  spec: unknown,
+  values: {
+    ids?: string;
+    tokenizer: string;
+    json: boolean;
+    'fail-on-detect': boolean;
+    key?: string;
+    'key-file'?: string;
+  },
+  positionals: string[],
+  alpha: number,
+): Promise<number> {
+  if (values.key !== undefined || values['key-file'] !== undefined) {
+    fail(
+      'E_USAGE',
+      'interop schemes are keyed by their spec (hashingKey, keys); give no --key or --key-file',
+    );
+  }
+  let ids: ArrayLike<number>;
+  if (values.ids !== undefined) {
+    if (positionals.length > 0) fail('E_USAGE', 'give either --ids or a text, not both');
+    ids = parseIds(values.ids, '--ids');
+  } else {
+    const source = positionals[0] ?? '-';
+    if (source === '-' && process.stdin.isTTY)
+      fail('E_USAGE', 'no text: give a file, --ids, or pipe the text into standard input');
+    const text = source === '-' ? await readStdin() : readTextFile(source, 'text file');
+    if (text.trim().length === 0) fail('E_EMPTY_TEXT', 'the text is empty');
+    const { loadTokenizer } = await import('../tokenizers/index');
+    ids = (await loadTokenizer(values.tokenizer)).encode(text).ids;
+  }
+  const result: InteropDetection = detectInterop(ids, spec);
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`${interopSummaryLines(result, alpha).join('\n')}\n`);
+  const detected = result.log10PValue <= Math.log10(alpha);
   return values['fail-on-detect'] && detected ? 1 : 0;
 }

@@ -2,6 +2,7 @@ import { styleText } from 'node:util';
 import type { DetectionResult } from '../detect';
 import { nullMoments } from '../detect';
 import { formatPValue } from '../format';
+import type { InteropDetection } from '../interop';
 
 type Style = Parameters<typeof styleText>[0];
 
@@ -61,4 +62,27 @@ function describeLaw(result: DetectionResult): string {
   if (law.kind === 'binomial')
     return `binomial tail of ${result.scoreSum} of ${law.trials * result.scored} g-values`;
   return `Gamma(${result.scored}, 1) tail of score sum ${result.scoreSum.toFixed(2)}`;
+}
+
+export function interopSummaryLines(result: InteropDetection, alpha: number): string[] {
+  const lines = [`scheme       ${result.scheme} (interoperable with its reference implementation)`];
+  if ('numGreenTokens' in result) {
+    lines.push(`tokens       ${result.numTokensScored} scored, ${result.numGreenTokens} green`);
+  } else {
+    lines.push(
+      `tokens       ${result.numTokensScored} scored; mean ${result.mean.toFixed(4)}, weighted mean ${result.weightedMean.toFixed(4)}`,
+    );
+  }
+  lines.push(
+    `p-value      ${formatPValue(result.pValue, result.log10PValue)}  (log10 ${result.log10PValue.toFixed(3)}; exact)`,
+  );
+  if ('hfPValue' in result) {
+    const shown = result.hfPValue > 0 ? formatPValue(result.hfPValue, Math.log10(result.hfPValue)) : '0 (underflows)';
+    lines.push(`hfPValue     ${shown}  (transformers' normal approximation)`);
+  }
+  if ('zScore' in result)
+    lines.push(`z-score      ${result.zScore.toFixed(2)}  (a convenience, not the test)`);
+  const detected = result.log10PValue <= Math.log10(alpha);
+  lines.push(`verdict      ${detected ? 'watermark detected' : 'no watermark detected'} at α = ${alpha}`);
+  return lines;
 }

@@ -1,0 +1,158 @@
+/**
+ * Detection of the Python stacks' watermarks (transformers KGW and SynthID, lm-watermarking,
+ * google-deepmind/synthid-text) from token ids and an interop spec: the reference detectors' own numbers,
+ * bit for bit, beside tracemark's exact p-values. The schemes themselves live in @tracemark/watermark
+ * (createInteropScheme); this file only adds the statistics.
+ */
+import {
+  createInteropScheme,
+  type HfKgwScheme,
+  hfApproxPValue,
+  type InteropSchemeName,
+  type LmwKgwScheme,
+  type SynthIdInteropBase,
+  WatermarkError,
+} from '@tracemark/watermark';
+import { binomialUpperTail, normalUpperTail, type TailProbability } from './stats/index';
+
+interface InteropDetectionBase {
+  scheme: InteropSchemeName;
+  /** Tokens that counted (KGW: scored n-grams; SynthID: n-grams left by the masks; windowed: the window). */
+  numTokensScored: number;
+  /** tracemark's exact upper-tail p-value (see each variant for its null law). */
+  pValue: number;
+  log10PValue: number;
+}
+
+export interface KgwInteropDetection extends InteropDetectionBase {
+  scheme: 'hf-kgw' | 'lmw-kgw';
+  numGreenTokens: number;
+  /** The reference detector's z-score (γ from the spec). */
+  zScore: number;
+  /** P[one scored token is green] under H0: G/V with G = int(V·γ), the exact green-list fraction. */
+  nullGreenProbability: number;
+  /** Green flag of every n-gram in order, before de-duplication (the reference's green_token_mask). */
+  greenTokenMask: boolean[];
+}
+
+export interface HfKgwInteropDetection extends KgwInteropDetection {
+  scheme: 'hf-kgw';
+  /**
+   * transformers' own p-value (WatermarkDetector._compute_pval), an approximation of the normal tail
+   * that bottoms out at ~1e-16; reported as transformers computes it, never used as the test.
+   */
+  hfPValue: number;
+}
+
+export interface LmwKgwInteropDetection extends KgwInteropDetection {
+  scheme: 'lmw-kgw';
+  /** lm-watermarking's own p-value: scipy.stats.norm.sf(zScore), the normal approximation. */
+  lmwPValue: number;
+  /** With windowSize: the best window's size (numTokensScored and zScore are that window's). */
+  bestWindow?: number;
+  /** With windowSize: windows tried, and pValue corrected for them (Bonferroni: min(1, windows · p)). */
+  windowsTried?: number;
+  correctedPValue?: number;
+}
+
+export interface SynthIdInteropDetection extends InteropDetectionBase {
+  scheme: 'hf-synthid' | 'synthid-text';
+  /** synthid_text mean_score / weighted_mean_score over the unmasked n-grams. */
+  mean: number;
+  weightedMean: number;
+  /** Sum of the unmasked g-values, and the number of them (numTokensScored × depth). */
+  gValueSum: number;
+  gValueCount: number;
+  /** P[g = 1] under H0 used by pValue: the sampling table's actual mean (hf-synthid) or ½ (synthid-text). */
+  nullGValueProbability: number;
+  /** 1 where an n-gram counted (context not repeated, before any EOS), per n-gram in order. */
+  mask: number[];
+}
+
+export type InteropDetection = HfKgwInteropDetection | LmwKgwInteropDetection | SynthIdInteropDetection;
+
+function checkIds(ids: ArrayLike<number>): void {
+  if (ids === null || typeof ids !== 'object' || typeof ids.length !== 'number') {
+    throw new WatermarkError('E_TOKEN_RANGE', 'token ids must be an array of non-negative integers');
+  }
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!(Number.isInteger(id) && id >= 0 && id < 2 ** 31)) {
+      throw new WatermarkError(
+        'E_TOKEN_RANGE',
+        `token id ${String(id)} at position ${i} is not a non-negative integer id`,
+      );
+    }
+  }
+}
+
+function tail(t: TailProbability): { pValue: number; log10PValue: number } {
+  return { pValue: t.p, log10PValue: t.log10p };
+}
+
+/**
+ * Detects an interop watermark in token ids. Throws WatermarkError: E_UNKNOWN_SCHEME / E_INVALID_SPEC for
+ * a bad spec, E_TOKEN_RANGE for a bad id, E_CONTEXT_TOO_SHORT when nothing can be scored.
+ */
+export function detectInterop(ids: ArrayLike<number>, spec: unknown): InteropDetection {
+  checkIds(ids);
+  const scheme = createInteropScheme(spec);
+  switch (scheme.spec.scheme) {
+    case 'hf-kgw': {
+      const d = (scheme as HfKgwScheme).detect(ids);
+      return {
+        scheme: 'hf-kgw',
+        numTokensScored: d.numTokensScored,
+        numGreenTokens: d.numGreenTokens,
+        zScore: d.zScore,
+        // Exact: green count ~ Binomial(scored, G/V) when every scored n-gram gets an independent seed.
+        ...tail(binomialUpperTail(d.numGreenTokens, d.numTokensScored, d.nullGreenProbability)),
+        hfPValue: hfApproxPValue(d.zScore),
+        nullGreenProbability: d.nullGreenProbability,
+        greenTokenMask: Array.from(d.greenTokenMask, (g) => g === 1),
+      };
+    }
+    case 'lmw-kgw': {
+      const d = (scheme as LmwKgwScheme).detect(ids);
+      const exact = binomialUpperTail(d.numGreenTokens, d.numTokensScored, d.nullGreenProbability);
+      const result: LmwKgwInteropDetection = {
+        scheme: 'lmw-kgw',
+        numTokensScored: d.numTokensScored,
+        numGreenTokens: d.numGreenTokens,
+        zScore: d.zScore,
+        ...tail(exact),
+        lmwPValue: normalUpperTail(d.zScore).p,
+        nullGreenProbability: d.nullGreenProbability,
+        greenTokenMask: Array.from(d.greenTokenMask, (g) => g === 1),
+      };
+      if (d.bestWindow !== undefined && d.windowsTried !== undefined) {
+        // The best window is chosen by its score, so its own p-value is optimistic; the corrected one is not.
+        result.bestWindow = d.bestWindow;
+        result.windowsTried = d.windowsTried;
+        result.correctedPValue = Math.min(1, 10 ** Math.min(0, exact.log10p + Math.log10(d.windowsTried)));
+      }
+      return result;
+    }
+    case 'hf-synthid':
+    case 'synthid-text': {
+      const synthid = scheme as SynthIdInteropBase;
+      const d = synthid.detect(ids);
+      const trials = d.numTokensScored * d.depth;
+      // Exact tail of the g-value sum: Binomial(depth · scored, p) with p = the table's mean for hf-synthid
+      // (its g-values are table entries at uniform positions under H0) and ½ for synthid-text (hash bits).
+      const exact =
+        trials === 0 ? { p: 1, log10p: 0 } : binomialUpperTail(d.gValueSum, trials, d.nullGValueProbability);
+      return {
+        scheme: synthid.spec.scheme,
+        numTokensScored: d.numTokensScored,
+        ...tail(exact),
+        mean: d.mean,
+        weightedMean: d.weightedMean,
+        gValueSum: d.gValueSum,
+        gValueCount: trials,
+        nullGValueProbability: d.nullGValueProbability,
+        mask: Array.from(d.mask),
+      };
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Green lists drawn as the reference KGW code draws them: `randperm(V, generator=g)[:G]` after
+ * `g.manual_seed(seed)` (transformers WatermarkLogitsProcessor._get_greenlist_ids, lm-watermarking
+ * WatermarkBase._get_greenlist_ids), kept as bitsets in a bounded LRU cache.
+ *
+ * The engine reads only the low 32 bits of a seed, so the cache is keyed by them: contexts whose seeds
+ * agree modulo 2^32 share one green list in the reference code too.
+ */
+import { RandpermWorkspace, TorchGenerator } from './torch-random';
+
+export interface GreenListCacheOptions {
+  /** Upper bound on the bytes held by cached bitsets (default 32 MiB). */
+  maxBytes?: number;
+}
+
+export const DEFAULT_GREEN_CACHE_BYTES = 32 * 1024 * 1024;
+
+export class GreenListCache {
+  readonly vocabSize: number;
+  readonly greenSize: number;
+  /** lm-watermarking's legacy `select_green_tokens=False`: the green list is the permutation's last G entries. */
+  readonly fromEnd: boolean;
+  readonly capacity: number;
+  hits = 0;
+  misses = 0;
+  readonly #words: number;
+  readonly #cache = new Map<number, Uint32Array>();
+  readonly #generator = new TorchGenerator();
+  readonly #workspace: RandpermWorkspace;
+  readonly #prefix: Int32Array;
+
+  constructor(vocabSize: number, greenSize: number, fromEnd = false, options: GreenListCacheOptions = {}) {
+    this.vocabSize = vocabSize;
+    this.greenSize = greenSize;
+    this.fromEnd = fromEnd;
+    this.#words = Math.ceil(vocabSize / 32);
+    const budget = options.maxBytes ?? DEFAULT_GREEN_CACHE_BYTES;
+    this.capacity = Math.max(1, Math.floor(budget / (4 * this.#words)));
+    // The legacy tail needs the whole permutation; the default needs only its first G entries.
+    const prefix = fromEnd ? vocabSize : greenSize;
+    this.#workspace = new RandpermWorkspace(vocabSize);
+    this.#prefix = new Int32Array(prefix);
+  }
+
+  /** The green list of a seed (its low 32 bits) in the reference order: randperm(V)[:G] (or [V−G:]). */
+  ids(seedLow32: number): Int32Array {
+    const prefix = this.#prefix;
+    this.#generator.seedLow32(seedLow32).randpermPrefix(this.#workspace, prefix.length, prefix);
+    return this.fromEnd ? prefix.slice(this.vocabSize - this.greenSize) : prefix.slice(0, this.greenSize);
+  }
+
+  /** Bitset of the green list: bit t of word t >>> 5 is set when token t is green. Valid until the next call. */
+  bits(seedLow32: number): Uint32Array {
+    const cache = this.#cache;
+    const hit = cache.get(seedLow32);
+    if (hit !== undefined) {
+      this.hits++;
+      // Map iteration order is insertion order: re-inserting marks the entry most recently used.
+      cache.delete(seedLow32);
+      cache.set(seedLow32, hit);
+      return hit;
+    }
+    this.misses++;
+    let bits: Uint32Array;
+    if (cache.size >= this.capacity) {
+      const oldest = cache.keys().next().value as number;
+      bits = cache.get(oldest) as Uint32Array;
+      cache.delete(oldest);
+      bits.fill(0);
+    } else {
+      bits = new Uint32Array(this.#words);
+    }
+    const prefix = this.#prefix;
+    const generator = this.#generator.seedLow32(seedLow32);
+    if (this.fromEnd) {
+      generator.randpermPrefix(this.#workspace, prefix.length, prefix);
+      for (let i = this.vocabSize - this.greenSize; i < this.vocabSize; i++) {
+        bits[prefix[i] >>> 5] |= 1 << (prefix[i] & 31);
+      }
+    } else {
+      generator.randpermPrefix(this.#workspace, prefix.length, prefix, bits);
+    }
+    cache.set(seedLow32, bits);
+    return bits;
+  }
+
+  isGreen(seedLow32: number, token: number): boolean {
+    if (token >= this.vocabSize) return false;
+    return ((this.bits(seedLow32)[token >>> 5] >>> (token & 31)) & 1) === 1;
+  }
+
+  clear(): void {
+    this.#cache.clear();
+    this.hits = 0;
+    this.misses = 0;
+  }
+}
+
+/** Adds `bias` to the logits of green tokens: all of the vocabulary (ids = null) or the listed candidates. */
+export function biasGreen(
+  bits: Uint32Array,
+  vocabSize: number,
+  bias: number,
+  logits: Float32Array,
+  ids: Int32Array | null,
+  count: number,
+): void {
+  if (ids !== null) {
+    for (let i = 0; i < count; i++) {
+      const t = ids[i];
+      if (t < vocabSize && (bits[t >>> 5] >>> (t & 31)) & 1) logits[i] += bias;
+    }
+    return;
+  }
+  const end = Math.min(count, vocabSize);
+  for (let w = 0; w < bits.length; w++) {
+    let mask = bits[w];
+    while (mask !== 0) {
+      const low = mask & -mask;
+      const t = (w << 5) + 31 - Math.clz32(low);
+      if (t < end) logits[t] += bias;
+      mask ^= low;
+    }
+  }
+}
+
+/** G = int(V · γ): Python's truncation of the double product, as both reference processors size the list. */
+export function greenListSize(vocabSize: number, ratio: number): number {
+  return Math.trunc(vocabSize * ratio);
+}
