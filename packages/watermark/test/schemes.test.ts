@@ -215,3 +215,33 @@ describe('sampler', () => {
     expect((mass - Math.exp(set.logits[set.count - 1])) / total).toBeLessThan(0.5);
   });
 });
+
+describe('candidate sets from the caller', () => {
+  it('gives the full-vocabulary result when the candidates are every unmasked token', () => {
+    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 1 }, key);
+    const logits = toyLogits([3]);
+    const ids = Int32Array.from({ length: V }, (_, i) => i);
+    for (let context = 0; context < 30; context++) {
+      const full = generate(scheme, 0, { prompt: [context] });
+      full.next(Float32Array.from(logits));
+      const sparse = new GenerationSession(scheme, { prompt: [context] });
+      sparse.nextFromCandidates(ids, Float32Array.from(logits));
+      expect(sparse.tokens).toEqual(full.tokens);
+    }
+  });
+
+  it('rejects malformed candidate sets with one clear line', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const session = new GenerationSession(scheme, { prompt: [1] });
+    const cases: [Int32Array, Float32Array, number | undefined, RegExp][] = [
+      [Int32Array.from([1, V]), new Float32Array(2), undefined, /candidate id 500 is outside the vocabulary/],
+      [Int32Array.from([1, 2]), Float32Array.from([0, Number.NaN]), undefined, /candidate logit 1 is NaN/],
+      [Int32Array.from([1, 2]), new Float32Array(2).fill(Number.NEGATIVE_INFINITY), undefined, /every candidate logit is -Infinity/],
+      [Int32Array.from([1, 2]), new Float32Array(2), 3, /candidate count 3/],
+    ];
+    for (const [ids, logits, count, message] of cases) {
+      expect(() => session.nextFromCandidates(ids, logits, count)).toThrow(message);
+    }
+    expect(session.tokens).toEqual([1]);
+  });
+});
