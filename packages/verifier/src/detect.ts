@@ -7,6 +7,7 @@ import {
   windowKey,
 } from '@tracemark/watermark';
 import { fail, VerifierError } from './errors';
+import { followsPromptWindow, promptWindows } from './prompt-windows';
 import { binomialUpperTail, gammaUpperTail, holmAdjustLog10, type TailProbability } from './stats/index';
 
 /**
@@ -60,14 +61,29 @@ export interface WindowResult {
   windowsTried: number;
 }
 
-/** The one result type of every detector, whatever the scheme. */
-export interface DetectionResult {
+/** Which scheme and key a result is about; no secret, only fingerprints. */
+export interface SchemeIdentity {
   scheme: string;
   spec: SchemeSpec;
   keyFingerprint: string;
   masterFingerprint: string;
   tenant?: string;
   nullLaw: NullLaw;
+}
+
+export function schemeIdentity(scheme: Scheme): SchemeIdentity {
+  return {
+    scheme: scheme.spec.scheme,
+    spec: scheme.spec as SchemeSpec,
+    keyFingerprint: scheme.keyFingerprint,
+    masterFingerprint: scheme.masterFingerprint,
+    ...(scheme.tenant === undefined ? {} : { tenant: scheme.tenant }),
+    nullLaw: scheme.nullLaw,
+  };
+}
+
+/** The one result type of every detector, whatever the scheme. */
+export interface DetectionResult extends SchemeIdentity {
   /** Exact upper-tail p-value of the score sum under the null law. */
   pValue: number;
   log10PValue: number;
@@ -142,7 +158,7 @@ function detectOne(ids: ArrayLike<number>, scheme: Scheme, options: DetectOption
   const track = wantScores || options.window !== false;
   const scores = new Float64Array(track ? n : 0);
   const status = new Uint8Array(track ? n : 0);
-  const promptKeys = promptWindowKeys(options.prompt, h);
+  const promptKeys = promptWindows(options.prompt, h);
   const seen = dedup === 'none' ? null : new KeySet64(Math.min(n, 4096));
   const key = new Uint32Array(2);
   const eos = options.eosTokenId;
@@ -160,10 +176,8 @@ function detectOne(ids: ArrayLike<number>, scheme: Scheme, options: DetectOption
     } else {
       // Without per-token entries a skipped token's score is never read, so it is not computed.
       if (wantScores) score = scoreAt(scheme, ids, i);
-      if (promptKeys !== null) {
-        windowKey(ids, i - h, h === 0 ? i + 1 : i, key);
-        if (promptKeys.has(key[0], key[1])) reason = STATUS_PROMPT_WINDOW;
-      }
+      if (promptKeys !== null && followsPromptWindow(promptKeys, ids, i, h, key))
+        reason = STATUS_PROMPT_WINDOW;
       if (reason === STATUS_COUNTED && seen !== null) {
         dedupKey(scheme, ids, i, dedup, key);
         if (!seen.add(key[0], key[1])) reason = STATUS_DUPLICATE;
@@ -182,12 +196,7 @@ function detectOne(ids: ArrayLike<number>, scheme: Scheme, options: DetectOption
   const tail = nullTail(scheme.nullLaw, sum, scored);
   const offsets = options.offsets;
   return {
-    scheme: scheme.spec.scheme,
-    spec: scheme.spec as SchemeSpec,
-    keyFingerprint: scheme.keyFingerprint,
-    masterFingerprint: scheme.masterFingerprint,
-    ...(scheme.tenant === undefined ? {} : { tenant: scheme.tenant }),
-    nullLaw: scheme.nullLaw,
+    ...schemeIdentity(scheme),
     pValue: tail.p,
     log10PValue: tail.log10p,
     zScore: zScore(scheme.nullLaw, sum, scored),
@@ -236,18 +245,6 @@ export function dedupKey(
   } else {
     windowKey(ids, i - h, i, out);
   }
-}
-
-function promptWindowKeys(prompt: ArrayLike<number> | undefined, h: number): KeySet64 | null {
-  if (prompt === undefined || prompt.length === 0) return null;
-  const keys = new KeySet64(prompt.length);
-  const key = new Uint32Array(2);
-  // For h = 0 every context is the empty window, so the prompt's tokens themselves are excluded instead.
-  for (let j = h; j <= prompt.length - (h === 0 ? 1 : 0); j++) {
-    windowKey(prompt, j - h, h === 0 ? j + 1 : j, key);
-    keys.add(key[0], key[1]);
-  }
-  return keys;
 }
 
 /** Exact upper tail of a sum of `scored` scores under the null law. */

@@ -1,6 +1,7 @@
-import { KeySet64, type NullLaw, type Scheme, type SchemeSpec, windowKey } from '@tracemark/watermark';
-import { dedupKey, nullTail, zScore } from './detect';
+import { KeySet64, type Scheme, windowKey } from '@tracemark/watermark';
+import { dedupKey, nullTail, type SchemeIdentity, schemeIdentity, zScore } from './detect';
 import { fail } from './errors';
+import { followsPromptWindow, promptWindows } from './prompt-windows';
 
 /**
  * The closed-model radioactivity test of Sander et al. 2024 ("Watermarking Makes Language Models
@@ -32,13 +33,7 @@ export interface RadioactivityOptions {
   maxScored?: number;
 }
 
-export interface RadioactivityResult {
-  scheme: string;
-  spec: SchemeSpec;
-  keyFingerprint: string;
-  masterFingerprint: string;
-  tenant?: string;
-  nullLaw: NullLaw;
+export interface RadioactivityResult extends SchemeIdentity {
   pValue: number;
   log10PValue: number;
   zScore: number;
@@ -103,15 +98,14 @@ export function radioactivityTest(
   for (const { prompt, output } of samples) {
     // The output is scored in the context of its prompt: the first tokens' windows reach into the prompt.
     const sequence = concat(prompt, output);
-    const promptWindows = dropPromptWindows ? promptWindowSet(prompt, h) : null;
+    const promptKeys = dropPromptWindows ? promptWindows(prompt, h) : null;
     for (let i = prompt.length; i < sequence.length && scored < maxScored; i++) {
       seen++;
       if (i < h) {
         skipped.context++;
         continue;
       }
-      windowKey(sequence, i - h, h === 0 ? i + 1 : i, key);
-      if (promptWindows?.has(key[0], key[1])) {
+      if (promptKeys !== null && followsPromptWindow(promptKeys, sequence, i, h, key)) {
         skipped.promptWindow++;
         continue;
       }
@@ -146,12 +140,7 @@ export function radioactivityTest(
     trajectory.push({ scored, log10PValue: tail.log10p });
   }
   return {
-    scheme: scheme.spec.scheme,
-    spec: scheme.spec as SchemeSpec,
-    keyFingerprint: scheme.keyFingerprint,
-    masterFingerprint: scheme.masterFingerprint,
-    ...(scheme.tenant === undefined ? {} : { tenant: scheme.tenant }),
-    nullLaw: scheme.nullLaw,
+    ...schemeIdentity(scheme),
     pValue: tail.p,
     log10PValue: tail.log10p,
     zScore: zScore(scheme.nullLaw, sum, scored),
@@ -162,17 +151,6 @@ export function radioactivityTest(
     samples: samples.length,
     trajectory,
   };
-}
-
-/** Windows of a prompt (for h = 0, its tokens): a continuation that quotes its prompt is not evidence. */
-function promptWindowSet(prompt: ArrayLike<number>, h: number): KeySet64 {
-  const set = new KeySet64(prompt.length);
-  const key = new Uint32Array(2);
-  for (let j = h; j <= prompt.length - (h === 0 ? 1 : 0); j++) {
-    windowKey(prompt, j - h, h === 0 ? j + 1 : j, key);
-    set.add(key[0], key[1]);
-  }
-  return set;
 }
 
 function concat(a: ArrayLike<number>, b: ArrayLike<number>): Uint32Array {
