@@ -10,7 +10,8 @@ export default defineConfig([
     target: 'node20',
   },
   {
-    entry: { cli: 'src/cli.ts' },
+    // The scan worker is its own entry: the CLI starts dist/scan-worker.js in worker threads.
+    entry: { cli: 'src/cli.ts', 'scan-worker': 'src/scan/worker.ts', 'lab-worker': 'src/lab/worker.ts' },
     format: ['esm'],
     sourcemap: true,
     target: 'node20',

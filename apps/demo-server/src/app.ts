@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { loadTokenizer, type Tokenizer } from '@tracemark/verifier';
+import { createScheme, type MasterKey } from '@tracemark/watermark';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { clientError, radioactivityJob, registerApi } from './api';
+import { Auth } from './auth';
+import { type Config, isLoopback } from './config';
+import { type ServerContext, Shutdown } from './context';
+import { ApiError, errorSchema, installErrorHandling } from './errors';
+import type { ServedModel } from './generate';
+import { JobRunner, JobStore } from './jobs';
+import { cacheKeys, frequentTokens, type Log, type ModelSet, PROFILES, servingScheme } from './models';
+import { registerServing } from './serving';
+import { SupportBiasScheme } from './support-bias';
+import { TokenBytes } from './text';
+import { registerUi } from './ui';
+
+export const VERSION = '0.1.0';
+
+export interface AppOptions {
+  config: Config;
+  key: MasterKey;
+  apiToken: string;
+  models: ModelSet;
+  /** Run queued jobs (default true); tests turn it off to leave a job queued across a restart. */
+  startJobs?: boolean;
+  /** UI session lifetime (default 15 minutes). */
+  uiSessionTtlMs?: number;
+  log?: Log;
+}
+
+export interface App {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  /** Graceful stop: refuse new requests, let open streams finish (up to the grace period), close the database. */
+  stop(graceMs?: number): Promise<void>;
+  /** Resolves with the number of contexts whose green lists were cached in the background at start. */
+  warmed: Promise<number>;
+}
+
+/** The four served models over the three built ones (the teacher twice: with and without its watermark). */
+export function servedModels(models: ModelSet, config: Config, key: MasterKey): Map<string, ServedModel> {
+  const plainScheme = createScheme(config.spec, key);
+  const share = `${Math.round(models.lab.share * 100)}%`;
+  const list: ServedModel[] = [
+    {
+      id: 'tracemark-teacher',
+      role: 'teacher',
+      description: `The teacher, an order-${models.teacher.order} n-gram model of ${models.lab.teacherBooks.length} Gutenberg book(s), with the watermark on.`,
+      ngram: models.teacher,
+      scheme: servingScheme(config.spec, key, models.teacher),
+      watermarked: true,
+      created: models.created,
+    },
+    {
+      id: 'tracemark-teacher-plain',
+      role: 'teacher-plain',
+      description: 'The same teacher with the watermark off.',
+      ngram: models.teacher,
+      scheme: plainScheme,
+      watermarked: false,
+      created: models.created,
+    },
+    {
+      id: 'tracemark-student-distilled',
+      role: 'student-distilled',
+      description: `A student trained on ${share} watermarked tracemark-teacher output and ${100 - Math.round(models.lab.share * 100)}% clean text.`,
+      ngram: models.distilled,
+      scheme: plainScheme,
+      watermarked: false,
+      created: models.created,
+    },
+    {
+      id: 'tracemark-student-clean',
+      role: 'student-clean',
+      description: 'A student of the same size trained on clean text only (it never saw the teacher).',
+      ngram: models.clean,
+      scheme: plainScheme,
+      watermarked: false,
+      created: models.created,
+    },
+  ];
+  return new Map(list.map((m) => [m.id, m]));
+}
+
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config, key } = options;
+  const log = options.log ?? (() => {});
+  const tokenizer: Tokenizer = await loadTokenizer('o200k_base');
+  const profile = PROFILES[config.profile];
+  const keys = cacheKeys(profile, config.spec, key);
+  const jobs = new JobStore(join(config.dataDir, 'jobs.sqlite'));
+  const shutdown = new Shutdown();
+  const auth = new Auth(options.apiToken, { sessionTtlMs: options.uiSessionTtlMs });
+  const servesLoopback = isLoopback(config.host);
+  const scheme = createScheme(config.spec, key);
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.limits.bodyLimit,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+  });
+
+  const ctx: ServerContext = {
+    models: servedModels(options.models, config, key),
+    vocabSize: config.spec.vocabSize,
+    tokenizer,
+    bytes: new TokenBytes(tokenizer),
+    encode: (text) =>
+      Array.from(tokenizer.encodeIds ? tokenizer.encodeIds(text) : tokenizer.encode(text).ids),
+    scheme,
+    keyFingerprint: key.fingerprint,
+    limits: config.limits,
+    rateLimits: config.rateLimits,
+    systemFingerprint: `fp_${createHash('sha256').update(`${keys.teacher}/${keys.students}`).digest('hex').slice(0, 12)}`,
+    shutdown,
+    auth,
+    servesLoopback,
+    port: () => {
+      const address = app.server.address();
+      return typeof address === 'object' && address !== null ? address.port : config.port;
+    },
+    servingGuard: async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+      if (!servesLoopback) auth.require(request);
+      return payload;
+    },
+    jobs,
+    runner: new JobRunner(jobs, { radioactivity: radioactivityJob({ scheme }) }, (error) => {
+      const api = clientError(error);
+      return api
+        ? { message: api.message, code: api.code }
+        : { message: 'The job failed with an internal error.', code: 'internal_error' };
+    }),
+    lab: options.models.lab,
+    profile,
+  };
+
+  installErrorHandling(app);
+  app.addSchema(errorSchema);
+  app.addHook('onRequest', async (request, reply) => {
+    shutdown.inFlight++;
+    reply.raw.once('close', () => {
+      shutdown.inFlight--;
+    });
+    if (shutdown.closing) {
+      reply.header('connection', 'close');
+      throw new ApiError(503, 'The server is shutting down.', { code: 'server_shutting_down' });
+    }
+    if (config.logRequests)
+      (request as FastifyRequest & { startedAt?: number }).startedAt = performance.now();
+  });
+  if (config.logRequests) {
+    app.addHook('onResponse', async (request, reply) => {
+      const started = (request as FastifyRequest & { startedAt?: number }).startedAt ?? performance.now();
+      log(
+        `${request.method} ${request.url.split('?')[0].slice(0, 120)} ${reply.statusCode} ${(performance.now() - started).toFixed(0)} ms`,
+      );
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'tracemark demo server',
+        version: VERSION,
+        description:
+          'OpenAI-compatible serving of a watermarked reference model (and its unwatermarked twin and two students), ' +
+          'and the detection and verification API. Routes under /api that score text need a bearer token.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      tags: [
+        { name: 'serving', description: 'OpenAI-compatible serving (open on loopback)' },
+        { name: 'detection', description: 'Detection and verification (bearer token, rate-limited)' },
+        { name: 'lab', description: 'How the demo models were built' },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'onRequest',
+    keyGenerator: (request) => auth.rateKey(request),
+    errorResponseBuilder: (_request, context) =>
+      new ApiError(
+        429,
+        `Rate limit reached: ${context.max} requests per minute; retry in ${context.after}.`,
+        {
+          code: 'rate_limit_exceeded',
+          headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
+        },
+      ),
+  });
+
+  registerServing(app, ctx);
+  registerApi(app, ctx);
+  registerUi(app, ctx);
+  await app.ready();
+
+  if (options.startJobs !== false) {
+    const resumed = ctx.runner.resume();
+    if (resumed > 0) log(`resuming ${resumed} unfinished job(s)`);
+  }
+
+  // The teacher's green lists for the most frequent contexts, computed between requests after start: the first
+  // requests then pay no more for the watermark than later ones (see BENCHMARKS.md).
+  const teacherScheme = ctx.models.get('tracemark-teacher')?.scheme;
+  let warmStopped = false;
+  const warmed =
+    teacherScheme instanceof SupportBiasScheme && config.warmContexts > 0
+      ? new Promise<void>((resolve) => setImmediate(resolve))
+          .then(() => {
+            const started = performance.now();
+            return teacherScheme
+              .warm(frequentTokens(options.models.teacher, config.warmContexts), {
+                stopped: () => warmStopped,
+              })
+              .then((added) => {
+                log(
+                  `green lists cached for ${added} contexts (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+                );
+                return added;
+              });
+          })
+          .catch(() => 0)
+      : Promise.resolve(0);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (graceMs = config.shutdownGraceMs) => {
+    stopping ??= (async () => {
+      shutdown.begin(graceMs);
+      warmStopped = true;
+      const closed = app.close();
+      // Keep-alive connections hold the server open once their requests are done: close them as they go idle,
+      // and any left a few seconds after the deadline.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+      const force = setTimeout(() => app.server.closeAllConnections(), graceMs + 5_000);
+      try {
+        await shutdown.drained();
+        // Every response is done: what is left are idle keep-alive connections, some never used.
+        while (shutdown.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+        app.server.closeAllConnections();
+        await closed;
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(force);
+      }
+      await ctx.runner.stop();
+      jobs.close();
+    })();
+    return stopping;
+  };
+  return { app, ctx, stop, warmed };
+}

@@ -1,0 +1,129 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { isLoopback } from './config';
+import { ApiError } from './errors';
+
+/** The identity a request authenticated as; UI sessions share one identity, hence one rate-limit bucket. */
+export type Identity = 'api-token' | 'ui-session';
+
+const UI_PREFIX = 'tmui_';
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/**
+ * Bearer-token checks for the detection and verification API.
+ *
+ * - The API token (TRACEMARK_API_TOKEN or the generated `<dataDir>/api-token`) is compared in constant time
+ *   (SHA-256 of both sides, then timingSafeEqual), so its length and prefix do not leak through timing.
+ * - UI sessions are short-lived random tokens the server hands to the page it serves, only over loopback; see
+ *   `issueUiSession`. They live in memory (a restart ends them) and all share one rate-limit identity, so
+ *   minting many of them buys no extra detections.
+ */
+export class Auth {
+  readonly #tokenDigest: Buffer;
+  readonly #sessions = new Map<string, number>();
+  readonly sessionTtlMs: number;
+  readonly #maxSessions = 256;
+
+  constructor(apiToken: string, options: { sessionTtlMs?: number } = {}) {
+    this.#tokenDigest = digest(apiToken);
+    this.sessionTtlMs = options.sessionTtlMs ?? 15 * 60_000;
+  }
+
+  /** The identity of a bearer token, or null. */
+  identify(token: string | undefined): Identity | null {
+    if (token === undefined || token.length === 0 || token.length > 512) return null;
+    if (token.startsWith(UI_PREFIX)) {
+      const expires = this.#sessions.get(digest(token).toString('hex'));
+      if (expires === undefined) return null;
+      if (expires < Date.now()) {
+        this.#sessions.delete(digest(token).toString('hex'));
+        return null;
+      }
+      return 'ui-session';
+    }
+    return timingSafeEqual(digest(token), this.#tokenDigest) ? 'api-token' : null;
+  }
+
+  /** Throws 401 unless the request carries a valid bearer token. */
+  require(request: FastifyRequest): Identity {
+    const header = request.headers.authorization;
+    if (header === undefined || header.trim() === '') {
+      throw new ApiError(
+        401,
+        'This route needs a bearer token: send "Authorization: Bearer <token>" (the API token, or a UI session).',
+        { code: 'missing_api_key' },
+      );
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const identity = match ? this.identify(match[1]) : null;
+    if (identity === null) {
+      throw new ApiError(401, 'Incorrect or expired bearer token.', { code: 'invalid_api_key' });
+    }
+    return identity;
+  }
+
+  /** The rate-limit key of a request: its valid identity, else its address. */
+  rateKey(request: FastifyRequest): string {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    const identity = match ? this.identify(match[1]) : null;
+    return identity ?? `ip:${request.ip}`;
+  }
+
+  /**
+   * A UI session for the page this server serves. Handed out only when every one of these holds:
+   * - the server listens on loopback (`servesLoopback`), and the request came from a loopback address;
+   * - the Host header names this server on a loopback name, so that a page on another site that has rebound
+   *   its DNS name to 127.0.0.1 (DNS rebinding) is refused;
+   * - the Origin header, when the browser sends one, is this server's own origin (no other site's page);
+   * - the request carries `X-Tracemark-UI: 1`: a custom header, so a cross-origin page can only send it after
+   *   a CORS preflight, which this server never grants.
+   * The token is returned in the response body to script on the page and kept in memory there only (no cookie,
+   * so no request ever carries it implicitly).
+   */
+  issueUiSession(
+    request: FastifyRequest,
+    servesLoopback: boolean,
+    port: number,
+  ): { token: string; expiresAt: number } {
+    if (!servesLoopback || !isLoopback(request.socket.remoteAddress)) {
+      throw new ApiError(
+        403,
+        'UI sessions are only handed out on loopback; paste the API token into the page instead.',
+        { code: 'ui_session_unavailable' },
+      );
+    }
+    const host = (request.headers.host ?? '').toLowerCase();
+    const allowed = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
+    if (!allowed.includes(host)) {
+      throw new ApiError(403, 'The Host header does not name this server on a loopback address.', {
+        code: 'ui_session_bad_host',
+      });
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `http://${host}`) {
+      throw new ApiError(403, 'UI sessions are only for pages served by this server.', {
+        code: 'ui_session_bad_origin',
+      });
+    }
+    if (request.headers['x-tracemark-ui'] !== '1') {
+      throw new ApiError(403, 'UI sessions need the header "X-Tracemark-UI: 1".', {
+        code: 'ui_session_bad_request',
+      });
+    }
+    this.#prune();
+    const token = `${UI_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const expiresAt = Date.now() + this.sessionTtlMs;
+    this.#sessions.set(digest(token).toString('hex'), expiresAt);
+    return { token, expiresAt };
+  }
+
+  #prune(): void {
+    const now = Date.now();
+    for (const [key, expires] of this.#sessions) if (expires < now) this.#sessions.delete(key);
+    while (this.#sessions.size >= this.#maxSessions)
+      this.#sessions.delete(this.#sessions.keys().next().value!);
+  }
+}

@@ -1,0 +1,166 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { canonicalSpec, parseSpec, type SchemeSpec } from '@tracemark/watermark';
+import type { ProfileName } from './models';
+
+/** The teacher's watermark unless TRACEMARK_SPEC says otherwise. */
+export const DEFAULT_SPEC = {
+  scheme: 'kgw',
+  vocabSize: 200_019,
+  gamma: 0.25,
+  delta: 2,
+  contextWidth: 1,
+} as const;
+
+export interface RateLimits {
+  /** Requests per minute to POST /api/detect, per identity (the API token; all UI sessions share one). */
+  detect: number;
+  /** Requests per minute to POST /api/verify. */
+  verify: number;
+  /** Requests per minute to GET /api/jobs/:id. */
+  jobs: number;
+  /** UI sessions handed out per minute. */
+  uiSession: number;
+}
+
+export interface Limits {
+  /** Largest request body in bytes. */
+  bodyLimit: number;
+  /** Largest `max_tokens` / `max_completion_tokens`. */
+  maxTokens: number;
+  /** Largest `n`. */
+  maxChoices: number;
+  /** Largest number of prompts in one /v1/completions request. */
+  maxPrompts: number;
+  /** Largest number of tokens one request may ask for (prompts × n × max_tokens). */
+  maxRequestTokens: number;
+  /** Largest text (characters) or token list /api/detect scores. */
+  maxDetectChars: number;
+  maxDetectTokens: number;
+  /** Largest number of samples, and of tokens over all samples, in one /api/verify job. */
+  maxVerifySamples: number;
+  maxVerifyTokens: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Where built models are cached; default `<dataDir>/models`. */
+  modelDir: string;
+  profile: ProfileName;
+  spec: SchemeSpec;
+  /** The bearer token from TRACEMARK_API_TOKEN, if set. */
+  apiToken: string | undefined;
+  /** The master key's text from TRACEMARK_KEY, if set (never logged). */
+  keyText: string | undefined;
+  keyFile: string | undefined;
+  rateLimits: RateLimits;
+  limits: Limits;
+  /** How long open streams may run on after SIGTERM before they are ended. */
+  shutdownGraceMs: number;
+  /** Log one line per request. */
+  logRequests: boolean;
+  /** One-token contexts whose green lists are computed in the background at start (0: none). */
+  warmContexts: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  bodyLimit: 1024 * 1024,
+  maxTokens: 1024,
+  maxChoices: 8,
+  maxPrompts: 64,
+  maxRequestTokens: 16_384,
+  maxDetectChars: 100_000,
+  maxDetectTokens: 50_000,
+  maxVerifySamples: 2_000,
+  maxVerifyTokens: 400_000,
+};
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { detect: 60, verify: 12, jobs: 600, uiSession: 20 };
+
+/** The repository root (the folder holding pnpm-workspace.yaml above this file), or null. */
+export function repositoryRoot(from = dirname(fileURLToPath(import.meta.url))): string | null {
+  let dir = from;
+  for (;;) {
+    if (existsSync(join(dir, 'pnpm-workspace.yaml'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** Reads the configuration from the environment; throws ConfigError with a one-line reason. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const host = env.HOST?.trim() || '127.0.0.1';
+  const port = integer(env, 'PORT', 3000, 0, 65_535);
+  const root = repositoryRoot() ?? process.cwd();
+  const dataDir = resolve(env.TRACEMARK_DATA_DIR?.trim() || join(root, '.tracemark'));
+  const profile = (env.TRACEMARK_PROFILE?.trim() || 'full') as ProfileName;
+  if (profile !== 'full' && profile !== 'test') {
+    throw new ConfigError(`TRACEMARK_PROFILE must be "full" or "test"; got ${JSON.stringify(profile)}`);
+  }
+  let spec: SchemeSpec;
+  try {
+    spec = parseSpec(env.TRACEMARK_SPEC?.trim() || DEFAULT_SPEC);
+  } catch (error) {
+    throw new ConfigError(`TRACEMARK_SPEC: ${(error as Error).message}`);
+  }
+  if (spec.vocabSize !== DEFAULT_SPEC.vocabSize) {
+    throw new ConfigError(
+      `TRACEMARK_SPEC: vocabSize must be ${DEFAULT_SPEC.vocabSize} (o200k_base, the model's vocabulary)`,
+    );
+  }
+  const apiToken = env.TRACEMARK_API_TOKEN?.trim() || undefined;
+  if (apiToken !== undefined && apiToken.length < 16) {
+    throw new ConfigError('TRACEMARK_API_TOKEN must be at least 16 characters long');
+  }
+  return {
+    host,
+    port,
+    dataDir,
+    modelDir: resolve(env.TRACEMARK_MODEL_DIR?.trim() || join(dataDir, 'models')),
+    profile,
+    spec: parseSpec(JSON.parse(canonicalSpec(spec))),
+    apiToken,
+    keyText: env.TRACEMARK_KEY?.trim() || undefined,
+    keyFile: env.TRACEMARK_KEY_FILE?.trim() ? resolve(env.TRACEMARK_KEY_FILE.trim()) : undefined,
+    rateLimits: {
+      detect: integer(env, 'TRACEMARK_RATE_LIMIT_DETECT', DEFAULT_RATE_LIMITS.detect, 1, 1_000_000),
+      verify: integer(env, 'TRACEMARK_RATE_LIMIT_VERIFY', DEFAULT_RATE_LIMITS.verify, 1, 1_000_000),
+      jobs: integer(env, 'TRACEMARK_RATE_LIMIT_JOBS', DEFAULT_RATE_LIMITS.jobs, 1, 1_000_000),
+      uiSession: DEFAULT_RATE_LIMITS.uiSession,
+    },
+    limits: {
+      ...DEFAULT_LIMITS,
+      bodyLimit: integer(env, 'TRACEMARK_BODY_LIMIT', DEFAULT_LIMITS.bodyLimit, 1024, 64 * 1024 * 1024),
+      maxTokens: integer(env, 'TRACEMARK_MAX_TOKENS', DEFAULT_LIMITS.maxTokens, 1, 65_536),
+    },
+    shutdownGraceMs: integer(env, 'TRACEMARK_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    logRequests: env.TRACEMARK_LOG_REQUESTS !== '0',
+    warmContexts: integer(env, 'TRACEMARK_WARM_CONTEXTS', 8192, 0, 1_000_000),
+  };
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']);
+
+/** Whether a bind address or a socket's peer address is the loopback interface. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return LOOPBACK_HOSTS.has(address) || /^127\.\d+\.\d+\.\d+$/.test(address) || /^::ffff:127\./.test(address);
+}

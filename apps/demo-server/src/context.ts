@@ -1,0 +1,79 @@
+import type { Tokenizer } from '@tracemark/verifier';
+import type { Scheme } from '@tracemark/watermark';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Auth } from './auth';
+import type { Limits, RateLimits } from './config';
+import type { ServedModel } from './generate';
+import type { JobRunner, JobStore } from './jobs';
+import type { LabFacts, ModelProfile } from './models';
+import type { TokenBytes } from './text';
+
+/**
+ * Graceful shutdown: once `begin` is called, new requests get 503 and open streams may run on until the
+ * deadline, after which they are ended with an error event and `data: [DONE]`.
+ */
+export class Shutdown {
+  closing = false;
+  deadline = Number.POSITIVE_INFINITY;
+  /** Requests whose response has not closed yet (streams included). */
+  inFlight = 0;
+  #active = 0;
+  #waiters: (() => void)[] = [];
+
+  begin(graceMs: number): void {
+    this.closing = true;
+    this.deadline = Date.now() + graceMs;
+  }
+
+  pastDeadline(): boolean {
+    return this.closing && Date.now() >= this.deadline;
+  }
+
+  get activeStreams(): number {
+    return this.#active;
+  }
+
+  /** Counts an open stream; call the returned function when it ends. */
+  track(): () => void {
+    this.#active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#active--;
+      if (this.#active === 0) for (const resolve of this.#waiters.splice(0)) resolve();
+    };
+  }
+
+  /** Resolves when no stream is open. */
+  drained(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+export interface ServerContext {
+  models: Map<string, ServedModel>;
+  vocabSize: number;
+  tokenizer: Tokenizer;
+  bytes: TokenBytes;
+  encode(text: string): number[];
+  /** The teacher's keyed scheme, for detection and verification. */
+  scheme: Scheme;
+  keyFingerprint: string;
+  limits: Limits;
+  rateLimits: RateLimits;
+  systemFingerprint: string;
+  shutdown: Shutdown;
+  auth: Auth;
+  /** Whether the server listens on loopback only: the serving routes are open and UI sessions available. */
+  servesLoopback: boolean;
+  /** The port the server listens on (the configured one until it listens). */
+  port(): number;
+  /** preParsing hook of the serving routes: open on loopback, the bearer token otherwise. */
+  servingGuard: (request: FastifyRequest, reply: FastifyReply, payload: unknown) => Promise<unknown>;
+  jobs: JobStore;
+  runner: JobRunner;
+  lab: LabFacts;
+  profile: ModelProfile;
+}

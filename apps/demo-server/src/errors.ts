@@ -1,0 +1,239 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/** OpenAI's error types, plus the one this server adds for authentication. */
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error';
+
+/** The body of every error response: `{ "error": { "message", "type", "param", "code" } }`. */
+export interface ErrorBody {
+  error: { message: string; type: ErrorType; param: string | null; code: string | null };
+}
+
+/** An error meant for the client: its message is shown as is, so it must never carry secrets. */
+export class ApiError extends Error {
+  readonly statusCode: number;
+  readonly type: ErrorType;
+  readonly param: string | null;
+  readonly code: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    statusCode: number,
+    message: string,
+    options: {
+      type?: ErrorType;
+      param?: string | null;
+      code?: string | null;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+    this.statusCode = statusCode;
+    this.type = options.type ?? typeForStatus(statusCode);
+    this.param = options.param ?? null;
+    this.code = options.code ?? null;
+    this.headers = options.headers ?? {};
+  }
+
+  body(): ErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+function typeForStatus(status: number): ErrorType {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+export const invalid = (message: string, param: string | null = null, code: string | null = null) =>
+  new ApiError(400, message, { param, code });
+
+/** The JSON schema of the error body, for the OpenAPI document and the serialiser. */
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  description: 'OpenAI-style error body.',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        message: { type: 'string' },
+        type: { type: 'string' },
+        param: { type: ['string', 'null'] },
+        code: { type: ['string', 'null'] },
+      },
+      required: ['message', 'type', 'param', 'code'],
+    },
+  },
+  required: ['error'],
+} as const;
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** `/messages/0/content` → `messages[0].content`, OpenAI's way of naming a parameter. */
+export function paramName(instancePath: string, extra?: string): string | null {
+  const parts = instancePath.split('/').filter((p) => p.length > 0);
+  if (extra !== undefined) parts.push(extra);
+  if (parts.length === 0) return null;
+  let out = '';
+  for (const part of parts) {
+    const decoded = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(decoded) ? `[${decoded}]` : out.length === 0 ? decoded : `.${decoded}`;
+  }
+  return out;
+}
+
+/** Turns the first schema-validation error into a sentence a client can act on. */
+export function validationError(errors: AjvError[], context: string): ApiError {
+  const chosen = pick(errors);
+  const where = context === 'body' ? '' : `${context} `;
+  if (chosen === undefined) return invalid(`Invalid ${context}.`);
+  switch (chosen.keyword) {
+    case 'required': {
+      const missing = String(chosen.params.missingProperty);
+      const param = paramName(chosen.instancePath, missing);
+      return invalid(`Missing required ${where}parameter: '${param}'.`, param, 'missing_required_parameter');
+    }
+    case 'additionalProperties': {
+      const extra = String(chosen.params.additionalProperty);
+      const param = paramName(chosen.instancePath, extra);
+      return invalid(`Unrecognized request argument supplied: ${param}`, param, 'unknown_parameter');
+    }
+    case 'type':
+    case 'anyOf':
+    case 'oneOf': {
+      const param = paramName(chosen.instancePath);
+      if (param === null)
+        return invalid(`The request ${context} must be a JSON object.`, null, 'invalid_type');
+      // For anyOf, the branches' type errors at this place name what would have been accepted.
+      const types = errors
+        .filter((e) => e.keyword === 'type' && e.instancePath === chosen.instancePath)
+        .flatMap((e) => (Array.isArray(e.params.type) ? e.params.type : [e.params.type]));
+      const expected = [...new Set(types)];
+      const what = expected.length > 0 ? `must be ${describeType(expected)}` : 'has the wrong type';
+      return invalid(`Invalid type for '${param}': ${what}.`, param, 'invalid_type');
+    }
+    default: {
+      const param = paramName(chosen.instancePath);
+      const message = chosen.message ?? 'is invalid';
+      if (param === null) return invalid(`The request ${context} ${message}.`, null, 'invalid_value');
+      return invalid(`Invalid value for '${param}': ${message}.`, param, 'invalid_value');
+    }
+  }
+}
+
+/**
+ * The error worth reporting. For a value that fails every branch of an anyOf (how nullable and union fields
+ * are written), a branch error that is not a plain type mismatch at the value itself says more (a range, or a
+ * wrong element deeper down); when every branch failed on the type, the anyOf error stands for them all.
+ */
+function pick(errors: AjvError[]): AjvError | undefined {
+  const union = errors.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  if (union === undefined) return errors[0];
+  const inside = errors.filter(
+    (e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf' && e.instancePath.startsWith(union.instancePath),
+  );
+  const specific = inside.find((e) => !(e.keyword === 'type' && e.instancePath === union.instancePath));
+  return specific ?? union;
+}
+
+function describeType(types: unknown[]): string {
+  const words = types.map((t) =>
+    t === 'integer'
+      ? 'an integer'
+      : t === 'array'
+        ? 'an array'
+        : t === 'object'
+          ? 'an object'
+          : t === 'null'
+            ? 'null'
+            : `a ${t}`,
+  );
+  return words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words.join('');
+}
+
+/** Maps Fastify's own errors (parsing, limits, routing) to the OpenAI error shape. */
+export function toApiError(error: FastifyError | ApiError | Error): ApiError {
+  if (error instanceof ApiError) return error;
+  const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
+  if (fe.validation) return validationError(fe.validation, fe.validationContext ?? 'body');
+  switch (fe.code) {
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return invalid('The request body is empty; expected a JSON object.', null, 'empty_body');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return invalid(
+        'We could not parse the JSON body of your request: it is not valid JSON.',
+        null,
+        'invalid_json',
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(413, 'The request body is too large.', { code: 'request_too_large' });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(415, 'Unsupported content type; send application/json.', {
+        code: 'unsupported_media_type',
+      });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return invalid('The request body does not match its Content-Length.', null, 'invalid_content_length');
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_ASYNC_CONSTRAINT':
+      return invalid('The request URL is malformed.', null, 'bad_url');
+  }
+  if (error instanceof SyntaxError || fe.statusCode === 400) {
+    // The JSON parser's own SyntaxError (with its statusCode set by Fastify).
+    return invalid(`We could not parse the JSON body of your request: ${fe.message}`, null, 'invalid_json');
+  }
+  const status =
+    typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  if (status === 500) return new ApiError(500, 'The server had an error while processing your request.');
+  return new ApiError(status, fe.message);
+}
+
+/** Installs the error, not-found and JSON-parsing handlers that give every failure the OpenAI shape. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const api = toApiError(error);
+    if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    for (const [name, value] of Object.entries(api.headers)) reply.header(name, value);
+    reply.code(api.statusCode).type('application/json; charset=utf-8').send(api.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const api = new ApiError(
+      404,
+      `Unknown route: ${request.method} ${request.url.split('?')[0].slice(0, 200)}`,
+      {
+        code: 'unknown_route',
+      },
+    );
+    reply.code(404).send(api.body());
+  });
+  // JSON bodies must be valid UTF-8: a body that is not would otherwise reach the handlers with U+FFFD in it.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  // JSON only: a text/plain body gets 415 rather than reaching a schema as a string.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(invalid('The request body is not valid UTF-8.', null, 'invalid_utf8'), undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
+}

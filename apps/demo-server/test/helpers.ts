@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MasterKey } from '@tracemark/watermark';
+import { type App, createApp } from '../src/app';
+import { type Config, readConfig } from '../src/config';
+import { buildModels, type ModelSet } from '../src/models';
+
+/** A fixed key for tests, so that the test-profile students (which depend on it) are cached across runs. */
+export const TEST_KEY_HEX = '5e'.repeat(32);
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+/** Shared by every test file and run: built once by the global setup, then loaded. */
+export const MODEL_DIR = join(tmpdir(), 'tracemark-demo-server-test-models');
+
+export const testKey = () => MasterKey.parse(TEST_KEY_HEX);
+
+let models: Promise<ModelSet> | undefined;
+
+export function testModels(): Promise<ModelSet> {
+  models ??= buildModels({ profile: 'test', key: testKey(), spec: readConfig({}).spec, modelDir: MODEL_DIR });
+  return models;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'tracemark-demo-server-test-'));
+}
+
+export interface TestApp extends App {
+  dataDir: string;
+  config: Config;
+  cleanup(graceMs?: number): Promise<void>;
+}
+
+/** An app over the test models, a fresh data directory and the given environment. */
+export async function startApp(
+  env: Record<string, string> = {},
+  options: { dataDir?: string; startJobs?: boolean; uiSessionTtlMs?: number } = {},
+): Promise<TestApp> {
+  const dataDir = options.dataDir ?? tempDir();
+  const config = readConfig({
+    TRACEMARK_PROFILE: 'test',
+    TRACEMARK_DATA_DIR: dataDir,
+    TRACEMARK_MODEL_DIR: MODEL_DIR,
+    TRACEMARK_LOG_REQUESTS: '0',
+    TRACEMARK_WARM_CONTEXTS: '0',
+    PORT: '3999',
+    ...env,
+  });
+  const app = await createApp({
+    config,
+    key: testKey(),
+    apiToken: TEST_TOKEN,
+    models: await testModels(),
+    startJobs: options.startJobs,
+    uiSessionTtlMs: options.uiSessionTtlMs,
+  });
+  return {
+    ...app,
+    dataDir,
+    config,
+    cleanup: async (graceMs = 0) => {
+      await app.stop(graceMs);
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const auth = { authorization: `Bearer ${TEST_TOKEN}` };

@@ -1,0 +1,222 @@
+import { fail } from '../errors';
+import { kolmogorovSmirnovUniform } from '../stats/index';
+
+/**
+ * What `tracemark report` reads from the object that `tracemark verify --json` prints. Fields not named here
+ * are ignored; every field named here without `?` is required, and a missing or mistyped one is a one-line
+ * E_INPUT error naming it.
+ */
+export interface VerifySummary {
+  /** Exact p-value of the whole test, and its log10 (finite where the double underflows). */
+  pValue: number;
+  log10PValue: number;
+  /** Output tokens seen and those that counted. */
+  seen: number;
+  scored: number;
+  /** p-values of the negative controls (other keys, or unwatermarked text) and their uniformity test. */
+  controls: { pValues: number[]; ks: KsSummary | null };
+  /** Per-tenant attribution with Holm-adjusted p-values, where tenants were tested. */
+  tenants?: TenantRow[];
+  /** log10 p against the number of scored tokens. */
+  trajectory: { scored: number; log10PValue: number }[];
+  spec: Record<string, unknown>;
+  keyFingerprint: string;
+  masterFingerprint?: string;
+  tokenizer: string;
+  /** The stored responses that were scored: how many, and the SHA-256 of each. */
+  responses: { count: number; sha256: string[] };
+  /** Stored outputs to show with their tokens marked, where the verify object carries them. */
+  samples?: SampleText[];
+}
+
+export interface KsSummary {
+  statistic?: number;
+  pValue: number;
+}
+
+export interface TenantRow {
+  id: string;
+  pValue: number;
+  adjustedPValue: number;
+  log10PValue?: number;
+  adjustedLog10PValue?: number;
+}
+
+export interface SampleText {
+  id: string;
+  text: string;
+  prompt?: string;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function need(condition: boolean, source: string, field: string, expected: string): asserts condition {
+  if (!condition) fail('E_INPUT', `${source}: field "${field}" is missing or not ${expected}`);
+}
+
+function number(object: Json, field: string, source: string, path = field): number {
+  const value = object[field];
+  need(typeof value === 'number' && Number.isFinite(value), source, path, 'a finite number');
+  return value;
+}
+
+function count(object: Json, field: string, source: string, path = field): number {
+  const value = number(object, field, source, path);
+  need(Number.isInteger(value) && value >= 0, source, path, 'a non-negative integer');
+  return value;
+}
+
+function probability(object: Json, field: string, source: string, path = field): number {
+  const value = number(object, field, source, path);
+  need(value >= 0 && value <= 1, source, path, 'a probability in [0, 1]');
+  return value;
+}
+
+function string(object: Json, field: string, source: string, path = field): string {
+  const value = object[field];
+  need(typeof value === 'string' && value.length > 0, source, path, 'a non-empty string');
+  return value;
+}
+
+function optionalNumber(object: Json, field: string): number | undefined {
+  const value = object[field];
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** A p-value's log10, from the given log10 where there is one, else from the p-value where it is positive. */
+function log10Of(p: number, log10: number | undefined): number | undefined {
+  if (log10 !== undefined) return log10;
+  return p > 0 ? Math.log10(p) : undefined;
+}
+
+/** Validates the verify object; `source` names it in errors (e.g. the file name). */
+export function parseVerifySummary(value: unknown, source: string): VerifySummary {
+  if (!isObject(value))
+    fail('E_INPUT', `${source}: expected the JSON object printed by tracemark verify --json`);
+  const pValue = probability(value, 'pValue', source);
+  const log10PValue = number(value, 'log10PValue', source);
+  const seen = count(value, 'seen', source);
+  const scored = count(value, 'scored', source);
+
+  const controls = value.controls;
+  need(isObject(controls), source, 'controls', 'an object { pValues, ks }');
+  const pValues = controls.pValues;
+  need(
+    Array.isArray(pValues) && pValues.every((p) => typeof p === 'number' && p >= 0 && p <= 1),
+    source,
+    'controls.pValues',
+    'an array of probabilities',
+  );
+  let ks: KsSummary | null = null;
+  if (typeof controls.ks === 'number') {
+    ks = { pValue: probability(controls, 'ks', source, 'controls.ks') };
+  } else if (isObject(controls.ks)) {
+    ks = {
+      pValue: probability(controls.ks, 'pValue', source, 'controls.ks.pValue'),
+      ...(optionalNumber(controls.ks, 'statistic') === undefined
+        ? {}
+        : { statistic: optionalNumber(controls.ks, 'statistic') }),
+    };
+  } else {
+    need(controls.ks === null || controls.ks === undefined, source, 'controls.ks', 'a KS result');
+    // Without one, the uniformity test is computed here from the controls' p-values.
+    if (pValues.length > 0) ks = kolmogorovSmirnovUniform(pValues as number[]);
+  }
+
+  let tenants: TenantRow[] | undefined;
+  if (value.tenants !== undefined && value.tenants !== null) {
+    need(Array.isArray(value.tenants), source, 'tenants', 'an array');
+    tenants = value.tenants.map((row, i) => {
+      const path = `tenants[${i}]`;
+      need(isObject(row), source, path, 'an object { id, pValue, adjustedPValue }');
+      const p = probability(row, 'pValue', source, `${path}.pValue`);
+      const adjusted = probability(row, 'adjustedPValue', source, `${path}.adjustedPValue`);
+      const id = row.id;
+      need(typeof id === 'string' || typeof id === 'number', source, `${path}.id`, 'a tenant id');
+      const log10 = log10Of(p, optionalNumber(row, 'log10PValue'));
+      const adjustedLog10 = log10Of(adjusted, optionalNumber(row, 'adjustedLog10PValue'));
+      return {
+        id: String(id),
+        pValue: p,
+        adjustedPValue: adjusted,
+        ...(log10 === undefined ? {} : { log10PValue: log10 }),
+        ...(adjustedLog10 === undefined ? {} : { adjustedLog10PValue: adjustedLog10 }),
+      };
+    });
+  }
+
+  need(Array.isArray(value.trajectory), source, 'trajectory', 'an array of { scored, log10PValue }');
+  const trajectory = value.trajectory.map((point, i) => {
+    const path = `trajectory[${i}]`;
+    need(isObject(point), source, path, 'an object { scored, log10PValue }');
+    return {
+      scored: count(point, 'scored', source, `${path}.scored`),
+      log10PValue: number(point, 'log10PValue', source, `${path}.log10PValue`),
+    };
+  });
+
+  need(isObject(value.spec), source, 'spec', 'a scheme spec object');
+  const keyFingerprint = string(value, 'keyFingerprint', source);
+  const masterFingerprint = typeof value.masterFingerprint === 'string' ? value.masterFingerprint : undefined;
+  const tokenizer = string(value, 'tokenizer', source);
+
+  const responses = value.responses;
+  need(isObject(responses), source, 'responses', 'an object { count, sha256 }');
+  const responseCount = count(responses, 'count', source, 'responses.count');
+  const hashes = responses.sha256;
+  need(
+    Array.isArray(hashes) && hashes.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/i.test(h)),
+    source,
+    'responses.sha256',
+    'an array of SHA-256 hex digests',
+  );
+
+  return {
+    pValue,
+    log10PValue,
+    seen,
+    scored,
+    controls: { pValues: pValues as number[], ks },
+    ...(tenants === undefined ? {} : { tenants }),
+    trajectory,
+    spec: value.spec,
+    keyFingerprint,
+    ...(masterFingerprint === undefined ? {} : { masterFingerprint }),
+    tokenizer,
+    responses: { count: responseCount, sha256: (hashes as string[]).map((h) => h.toLowerCase()) },
+    ...(value.samples === undefined ? {} : { samples: sampleTexts(value.samples, source) }),
+  };
+}
+
+const TEXT_FIELDS = ['text', 'output', 'response', 'completion'] as const;
+
+/**
+ * Stored outputs in the verify object: strings, or objects with a text in `text`, `output`, `response` or
+ * `completion` (and optionally `id` and a `prompt` string). Entries in any other shape are skipped: they are
+ * only shown, never part of the evidence.
+ */
+function sampleTexts(value: unknown, source: string): SampleText[] {
+  if (!Array.isArray(value)) fail('E_INPUT', `${source}: field "samples" is not an array`);
+  const out: SampleText[] = [];
+  value.forEach((entry, i) => {
+    if (typeof entry === 'string') {
+      out.push({ id: `sample ${i + 1}`, text: entry });
+      return;
+    }
+    if (!isObject(entry)) return;
+    const field = TEXT_FIELDS.find((f) => typeof entry[f] === 'string');
+    if (field === undefined) return;
+    const id =
+      typeof entry.id === 'string' || typeof entry.id === 'number' ? String(entry.id) : `sample ${i + 1}`;
+    out.push({
+      id,
+      text: entry[field] as string,
+      ...(typeof entry.prompt === 'string' ? { prompt: entry.prompt } : {}),
+    });
+  });
+  return out;
+}
