@@ -102,10 +102,17 @@ export function studentDocuments(
     if (left > 0) fail('E_INVALID_OPTIONS', `not enough ${what} tokens for the student mix (${left} short)`);
     return out;
   };
-  return [...take(watermarked, rho * totalTokens, 'watermarked'), ...take(clean, (1 - rho) * totalTokens, 'clean')];
+  return [
+    ...take(watermarked, rho * totalTokens, 'watermarked'),
+    ...take(clean, (1 - rho) * totalTokens, 'clean'),
+  ];
 }
 
 /** Trains a student n-gram model on token-id documents. */
-export function trainStudent(documents: Iterable<ArrayLike<number>>, order: number, vocabSize: number): NgramModel {
+export function trainStudent(
+  documents: Iterable<ArrayLike<number>>,
+  order: number,
+  vocabSize: number,
+): NgramModel {
   return trainNgram(documents, { order, tokenizer: null, vocabSize });
 }

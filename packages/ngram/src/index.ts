@@ -17,6 +17,14 @@ export {
   FALLBACK_DISCOUNTS,
   modifiedKneserNeyDiscounts,
 } from './discounts';
+export {
+  type GeneratedSample,
+  type GenerateOptions,
+  generateSamples,
+  type StudentMix,
+  studentDocuments,
+  trainStudent,
+} from './distill';
 export { NgramError, type NgramErrorCode } from './errors';
 export { MODEL_FORMAT_VERSION, MODEL_MAGIC } from './format';
 export { type ModelInfo, NgramModel, type PerplexityResult } from './model';
@@ -31,11 +39,3 @@ export {
   trainNgram,
   trainNgramAsync,
 } from './train';
-export {
-  type GenerateOptions,
-  type GeneratedSample,
-  generateSamples,
-  type StudentMix,
-  studentDocuments,
-  trainStudent,
-} from './distill';

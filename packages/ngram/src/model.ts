@@ -283,9 +283,12 @@ export class NgramModel {
         `topCandidates needs k ≥ 1 and output arrays of at least k entries; got k = ${k}`,
       );
     }
-    const stamp = (this.#stamp ??= new Uint32Array(this.vocabSize));
-    const value = (this.#stampValue ??= new Float32Array(this.vocabSize));
-    const byUnigram = (this.#byUnigram ??= this.#sortByUnigram());
+    if (this.#stamp === null) this.#stamp = new Uint32Array(this.vocabSize);
+    if (this.#stampValue === null) this.#stampValue = new Float32Array(this.vocabSize);
+    const stamp = this.#stamp;
+    const value = this.#stampValue;
+    if (this.#byUnigram === null) this.#byUnigram = this.#sortByUnigram();
+    const byUnigram = this.#byUnigram;
     const generation = ++this.#generation;
     const known = this.#findContexts(context, context.length);
     const levels = this.#parts.levels;

@@ -67,7 +67,9 @@ describe('generation through @tracemark/watermark', () => {
         const count = model.topCandidates(context, 40, ids, top);
         expect(count).toBe(topKIndices(full, 40, reference));
         // Ties may order differently; the logits, best first, must agree exactly.
-        expect(Array.from(top.subarray(0, count))).toEqual(Array.from(reference.subarray(0, count), (t) => full[t]));
+        expect(Array.from(top.subarray(0, count))).toEqual(
+          Array.from(reference.subarray(0, count), (t) => full[t]),
+        );
         for (let i = 0; i < count; i++) expect(full[ids[i]]).toBe(top[i]);
       }
     }
@@ -83,7 +85,8 @@ describe('generation through @tracemark/watermark', () => {
       session.nextFromCandidates(ids, top, count);
     }
     let greens = 0;
-    for (let j = session.promptLength; j < session.tokens.length; j++) greens += scheme.score(session.tokens, j);
+    for (let j = session.promptLength; j < session.tokens.length; j++)
+      greens += scheme.score(session.tokens, j);
     expect(session.watermarkedSteps).toBe(200);
     expect(greens / 200).toBeGreaterThan(0.45);
   });

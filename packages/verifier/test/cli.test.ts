@@ -227,7 +227,9 @@ describe('tracemark detect on text', () => {
 });
 
 describe('tracemark detect on interop specs (the CLI contract)', () => {
-  const vectors = JSON.parse(readFileSync(fileURLToPath(new URL('./fixtures/interop.json', import.meta.url)), 'utf8'));
+  const vectors = JSON.parse(
+    readFileSync(fileURLToPath(new URL('./fixtures/interop.json', import.meta.url)), 'utf8'),
+  );
 
   it('reports transformers WatermarkDetector counts, z-score and hfPValue beside the exact p-value', () => {
     for (const vector of vectors.hfKgw.detections.slice(0, 3)) {
@@ -253,7 +255,9 @@ describe('tracemark detect on interop specs (the CLI contract)', () => {
       seedingScheme: lmw.seedingScheme,
       ignoreRepeatedNgrams: lmw.ignoreRepeatedNgrams,
     });
-    const out = JSON.parse(tracemark(['detect', '--spec', lmwSpec, '--ids', JSON.stringify(lmw.ids), '--json']).stdout);
+    const out = JSON.parse(
+      tracemark(['detect', '--spec', lmwSpec, '--ids', JSON.stringify(lmw.ids), '--json']).stdout,
+    );
     expect([out.numTokensScored, out.numGreenTokens]).toEqual([lmw.numTokensScored, lmw.numGreenTokens]);
     const synthid = vectors.synthid[0];
     const synthidSpec = JSON.stringify({
@@ -264,7 +268,9 @@ describe('tracemark detect on interop specs (the CLI contract)', () => {
       samplingTableSeed: synthid.samplingTableSeed,
       contextHistorySize: synthid.contextHistorySize,
     });
-    const s = JSON.parse(tracemark(['detect', '--spec', synthidSpec, '--ids', JSON.stringify(synthid.ids), '--json']).stdout);
+    const s = JSON.parse(
+      tracemark(['detect', '--spec', synthidSpec, '--ids', JSON.stringify(synthid.ids), '--json']).stdout,
+    );
     expect(s.mean).toBeCloseTo(synthid.mean, 9);
     expect(s.weightedMean).toBeCloseTo(synthid.weightedMean, 9);
   });

@@ -50,13 +50,15 @@ export function assertLogits(logits: Float32Array, vocabSize: number): void {
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
     if (x > max) max = x;
-    else if (x !== x) fail('E_NONFINITE_LOGITS', `logit ${i} is NaN; logits must be finite or -Infinity`);
+    else if (Number.isNaN(x))
+      fail('E_NONFINITE_LOGITS', `logit ${i} is NaN; logits must be finite or -Infinity`);
   }
   if (max === Number.POSITIVE_INFINITY) {
     const i = logits.indexOf(Number.POSITIVE_INFINITY);
     fail('E_NONFINITE_LOGITS', `logit ${i} is Infinity; logits must be finite or -Infinity`);
   }
-  if (max === Number.NEGATIVE_INFINITY) fail('E_NO_CANDIDATES', 'every logit is -Infinity: there is no token to choose');
+  if (max === Number.NEGATIVE_INFINITY)
+    fail('E_NO_CANDIDATES', 'every logit is -Infinity: there is no token to choose');
 }
 
 let weights = new Float64Array(1024);

@@ -236,7 +236,12 @@ describe('candidate sets from the caller', () => {
     const cases: [Int32Array, Float32Array, number | undefined, RegExp][] = [
       [Int32Array.from([1, V]), new Float32Array(2), undefined, /candidate id 500 is outside the vocabulary/],
       [Int32Array.from([1, 2]), Float32Array.from([0, Number.NaN]), undefined, /candidate logit 1 is NaN/],
-      [Int32Array.from([1, 2]), new Float32Array(2).fill(Number.NEGATIVE_INFINITY), undefined, /every candidate logit is -Infinity/],
+      [
+        Int32Array.from([1, 2]),
+        new Float32Array(2).fill(Number.NEGATIVE_INFINITY),
+        undefined,
+        /every candidate logit is -Infinity/,
+      ],
       [Int32Array.from([1, 2]), new Float32Array(2), 3, /candidate count 3/],
     ];
     for (const [ids, logits, count, message] of cases) {

@@ -77,7 +77,8 @@ export function interopSummaryLines(result: InteropDetection, alpha: number): st
     `p-value      ${formatPValue(result.pValue, result.log10PValue)}  (log10 ${result.log10PValue.toFixed(3)}; exact)`,
   );
   if ('hfPValue' in result) {
-    const shown = result.hfPValue > 0 ? formatPValue(result.hfPValue, Math.log10(result.hfPValue)) : '0 (underflows)';
+    const shown =
+      result.hfPValue > 0 ? formatPValue(result.hfPValue, Math.log10(result.hfPValue)) : '0 (underflows)';
     lines.push(`hfPValue     ${shown}  (transformers' normal approximation)`);
   }
   if ('zScore' in result)
