@@ -138,7 +138,7 @@ describe('configuration and secrets', () => {
     const again = loadMasterKey({ dataDir: dir });
     expect(again.generated).toBe(false);
     expect(again.key.equals(first.key)).toBe(true);
-    const other = MasterKey.generate();
+    const other = MasterKey.parse('31'.repeat(32));
     expect(loadMasterKey({ dataDir: dir, keyText: other.exportHex() }).key.equals(other)).toBe(true);
     const file = join(dir, 'other.key');
     writeFileSync(file, `# comment\n${other.exportBase64()}\n`, { mode: 0o600 });
