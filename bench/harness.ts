@@ -28,6 +28,34 @@ export async function secondsPerOp(
   return result.period / 1000 / opsPerCall;
 }
 
+/**
+ * Median seconds per operation of each function, measured in interleaved rounds (one call of each per
+ * round, after `warmup` rounds), so that a ratio between them is not skewed by the machine's load
+ * drifting from one measurement to the next.
+ */
+export function interleavedSecondsPerOp(
+  fns: Record<string, () => unknown>,
+  opsPerCall: number,
+  rounds = 15,
+  warmup = 3,
+): Record<string, number> {
+  const times: Record<string, number[]> = {};
+  for (const name of Object.keys(fns)) times[name] = [];
+  for (let round = 0; round < warmup + rounds; round++) {
+    for (const [name, fn] of Object.entries(fns)) {
+      const start = performance.now();
+      fn();
+      if (round >= warmup) times[name].push(performance.now() - start);
+    }
+  }
+  const result: Record<string, number> = {};
+  for (const [name, list] of Object.entries(times)) {
+    list.sort((a, b) => a - b);
+    result[name] = list[Math.floor(list.length / 2)] / 1000 / opsPerCall;
+  }
+  return result;
+}
+
 export function machineLine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return `${availableParallelism()} cores (${cpu}), Node ${process.version}, ${process.platform}/${process.arch}`;

@@ -11,6 +11,7 @@ export {
   schemeIdentity,
   type TokenEntry,
   type WindowResult,
+  windowStep,
   zScore,
 } from './detect';
 export { assertScorable, type DetectTextOptions, detectText } from './detect-text';

@@ -1,6 +1,6 @@
 import { createScheme, GenerationSession, MasterKey, windowKey } from '@tracemark/watermark';
 import { describe, expect, it } from 'vitest';
-import { binomialUpperTail, detectTokens, gammaUpperTail, VerifierError } from '../src/index';
+import { binomialUpperTail, detectTokens, gammaUpperTail, VerifierError, windowStep } from '../src/index';
 
 const key = MasterKey.parse('11'.repeat(32));
 const V = 5000;
@@ -104,9 +104,22 @@ describe('detectTokens', () => {
     const w = result.bestWindow;
     expect(w).not.toBeNull();
     if (w === null) return;
-    expect(w.windowsTried).toBe(result.scored - 32 + 1 + result.scored - 64 + 1);
+    // Starts on the grid of windowStep (4 for 32 tokens, 8 for 64), checked by brute force.
+    const m = result.scored;
+    expect([windowStep(32), windowStep(64)]).toEqual([4, 8]);
+    expect(w.windowsTried).toBe(Math.floor((m - 32) / 4) + 1 + Math.floor((m - 64) / 8) + 1);
     expect(w.correctedLog10PValue).toBeCloseTo(w.log10PValue + Math.log10(w.windowsTried), 10);
     expect([32, 64]).toContain(w.scored);
+    const counted = result.perToken.filter((e) => e.counted);
+    let best = Number.POSITIVE_INFINITY;
+    for (const size of [32, 64]) {
+      for (let from = 0; from + size <= m; from += windowStep(size)) {
+        const sum = counted.slice(from, from + size).reduce((a, e) => a + (e.score ?? 0), 0);
+        best = Math.min(best, binomialUpperTail(sum, size, 0.25).log10p);
+      }
+    }
+    expect(w.log10PValue).toBeCloseTo(best, 10);
+    expect(counted.filter((e) => e.index >= w.start && e.index < w.end)).toHaveLength(w.scored);
     expect(detectTokens([1, 2, 3], { scheme }).bestWindow).toBeNull();
   });
 

@@ -64,7 +64,9 @@ describe('radioactivityTest', () => {
     expect(guarded.pValue).toBeGreaterThan(1e-3);
     expect(guarded.skipped.promptWindow).toBeGreaterThan(0);
     // The clean suspect is still not radioactive for keys that were never used.
-    const control = radioactivityTest(samples, { scheme: createScheme(spec, MasterKey.parse('21'.repeat(32))) });
+    const control = radioactivityTest(samples, {
+      scheme: createScheme(spec, MasterKey.parse('21'.repeat(32))),
+    });
     expect(control.pValue).toBeGreaterThan(1e-4);
   });
 

@@ -1,6 +1,6 @@
 export { WatermarkError, type WatermarkErrorCode } from './errors';
 export * from './interop/index';
-export { KeySet64, windowKey } from './key-set';
+export { KeySet64, shortWindowKeyHi, shortWindowKeyLo, windowKey } from './key-set';
 export { KEY_DERIVATION_VERSION, MASTER_KEY_BYTES, MasterKey, SchemeKey } from './keys';
 export { lowbias32, seededHash32, seededUniform } from './mix';
 export { type ContextHashing, ContextPrf } from './prf';

@@ -2,17 +2,13 @@
  * A set of 64-bit keys (two uint32 halves) in open addressing with linear probing over one typed array.
  * De-duplication runs once per scored token, where a JavaScript `Set` of 53-bit numbers would allocate a
  * heap number per key and cost several times more; one interleaved array keeps a probe to one cache line.
- * A high word of 0xffffffff marks an empty slot, so that value is never stored (see `windowKey`).
+ * The high word is stored plus one, so that a zero-filled array is an empty table (no fill pass over a
+ * large new table); a high word of 0xffffffff is therefore never stored (see `windowKey`).
  */
 export class KeySet64 {
   #table: Uint32Array;
   #mask: number;
   #size = 0;
-  /**
-   * 2^15 recent keys (256 KiB), indexed by the top bits of the slot hash; allocated only once the table
-   * outgrows the caches, so that the many small sets of short detections stay cheap.
-   */
-  #recent: Uint32Array | null = null;
 
   constructor(expected = 1024) {
     let capacity = 16;
@@ -25,29 +21,17 @@ export class KeySet64 {
     return this.#size;
   }
 
-  /**
-   * Adds the key; true when it was not there before. Text repeats a few keys most of the time (", the",
-   * "of the"), so a small direct-mapped cache of recent keys answers most repeats from L1/L2 before the
-   * table, which for a million keys no longer fits in cache, is probed.
-   */
+  /** Adds the key; true when it was not there before. */
   add(lo: number, hi: number): boolean {
     lo >>>= 0;
-    hi >>>= 0;
-    const hash = slotOf(lo, hi);
-    const recent = this.#recent;
-    if (recent !== null) {
-      const slot = (hash >>> RECENT_SHIFT) << 1;
-      if (recent[slot + 1] === hi && recent[slot] === lo) return false;
-      recent[slot] = lo;
-      recent[slot + 1] = hi;
-    }
+    hi = (hi + 1) >>> 0;
     if (2 * (this.#size + 1) > this.#mask + 1) this.#grow();
-    return this.#insert(lo, hi, hash);
+    return this.#insert(lo, hi, slotOf(lo, hi));
   }
 
   has(lo: number, hi: number): boolean {
     lo >>>= 0;
-    hi >>>= 0;
+    hi = (hi + 1) >>> 0;
     const table = this.#table;
     for (
       let slot = slotOf(lo, hi) & this.#mask;
@@ -78,8 +62,6 @@ export class KeySet64 {
   #grow(): void {
     const old = this.#table;
     const capacity = 2 * (this.#mask + 1);
-    if (capacity >= RECENT_FROM_CAPACITY && this.#recent === null)
-      this.#recent = emptyTable(1 << (32 - RECENT_SHIFT));
     this.#table = emptyTable(capacity);
     this.#mask = capacity - 1;
     this.#size = 0;
@@ -91,15 +73,11 @@ export class KeySet64 {
   }
 }
 
-const EMPTY = 0xffffffff;
-const RECENT_SHIFT = 17;
-/** Table capacity (slots) from which the recent-key cache pays for itself: 2^16 slots = 512 KiB. */
-const RECENT_FROM_CAPACITY = 1 << 16;
+/** The stored high word of an empty slot (stored words are the key's plus one). */
+const EMPTY = 0;
 
 function emptyTable(capacity: number): Uint32Array {
-  const table = new Uint32Array(2 * capacity);
-  for (let slot = 0; slot < capacity; slot++) table[2 * slot + 1] = EMPTY;
-  return table;
+  return new Uint32Array(2 * capacity);
 }
 
 function slotOf(lo: number, hi: number): number {
@@ -116,15 +94,9 @@ function slotOf(lo: number, hi: number): number {
  */
 export function windowKey(words: ArrayLike<number>, start: number, end: number, out: Uint32Array): void {
   const length = end - start;
-  if (length === 1) {
-    out[0] = words[start];
-    out[1] = 0;
-  } else if (length === 2) {
-    out[0] = words[start + 1];
-    out[1] = words[start] + 1;
-  } else if (length === 0) {
-    out[0] = 0;
-    out[1] = 0x7fffffff;
+  if (length <= 2) {
+    out[0] = shortWindowKeyLo(words, end, length);
+    out[1] = shortWindowKeyHi(words, end, length);
   } else {
     let a = 0x243f6a88 ^ length;
     let b = 0x85a308d3;
@@ -136,6 +108,18 @@ export function windowKey(words: ArrayLike<number>, start: number, end: number, 
     out[0] = a;
     out[1] = (b | 0x80000000) & 0xfffffffe;
   }
+}
+
+/**
+ * The two words of `windowKey` for a window of `length` ≤ 2 tokens ending before `end`, as plain
+ * functions so that a hot loop can compute them in line: (last, 0), (last, first + 1), or a constant.
+ */
+export function shortWindowKeyLo(words: ArrayLike<number>, end: number, length: number): number {
+  return length === 0 ? 0 : words[end - 1];
+}
+
+export function shortWindowKeyHi(words: ArrayLike<number>, end: number, length: number): number {
+  return length === 2 ? words[end - 2] + 1 : length === 1 ? 0 : 0x7fffffff;
 }
 
 function mix(x: number): number {

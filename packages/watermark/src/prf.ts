@@ -12,7 +12,7 @@ import { type SipKey, sipHash24Words, sipKey } from './siphash';
  */
 export type ContextHashing = 'left' | 'min' | 'self';
 
-/** Per-token seeds are cached densely up to this vocabulary size (8 bytes + 1 flag per token). */
+/** Per-token seeds are cached densely up to this vocabulary size (8 bytes per token). */
 const DENSE_CACHE_MAX_VOCAB = 1 << 22;
 
 /**
@@ -38,7 +38,6 @@ export class ContextPrf {
   readonly #windowHi: Uint32Array;
   readonly #windowTokens: Uint32Array;
   #tokenSeeds: Uint32Array | null = null;
-  #known: Uint8Array | null = null;
   #tokenLo = 0;
   #tokenHi = 0;
   #emptyLo = 0;
@@ -76,14 +75,17 @@ export class ContextPrf {
 
   /** Seed for the window ending before `end` (left and min hashing). */
   seed(sequence: ArrayLike<number>, end: number): void {
-    if (this.#width === 1 && end >= 1) {
-      // Hot path of h = 1 scoring: a cached token seed. The typed-array read is undefined for any id that
-      // is not an integer in range, which sends such ids down the checked path below.
+    const seeds = this.#tokenSeeds;
+    if (this.#width === 1 && end >= 1 && seeds !== null) {
+      // Hot path of h = 1 scoring: a cached token seed ((0, 0) marks a seed not computed yet). The
+      // typed-array reads are undefined for any id that is not an integer in range, which sends such ids
+      // down the checked path below.
       const t = sequence[end - 1];
-      if (this.#known?.[t] === 1) {
-        const seeds = this.#tokenSeeds as Uint32Array;
-        this.lo = seeds[2 * t];
-        this.hi = seeds[2 * t + 1];
+      const lo = seeds[2 * t];
+      const hi = seeds[2 * t + 1];
+      if ((lo | hi) !== 0) {
+        this.lo = lo;
+        this.hi = hi;
         return;
       }
     }
@@ -140,6 +142,19 @@ export class ContextPrf {
   }
 
   /**
+   * Whether `contextKey` is more than the plain window: MinHash over two or more tokens, where the
+   * winning token alone decides the seed. Schemes expose `Scheme.contextKey` only then.
+   */
+  get hasContextKey(): boolean {
+    return this.#hashing === 'min' && this.#width > 1;
+  }
+
+  /** Whether `inputKey` is more than the plain (window, token): MinHash and SelfHash over two or more tokens. */
+  get hasInputKey(): boolean {
+    return this.#hashing !== 'left' && this.#width > 1;
+  }
+
+  /**
    * Key of everything that determines the seed after the window ending before `end`: the window for
    * LeftHash, the winning token for MinHash. Equal keys mean the same keyed randomness, which a
    * distortion-free scheme must not spend twice in one sequence. (SelfHash seeds depend on the candidate;
@@ -178,6 +193,16 @@ export class ContextPrf {
     windowKey(sequence, index - this.#width, index + 1, out);
   }
 
+  /**
+   * The per-token seed cache, (lo, hi) of token t at [2t, 2t + 1], (0, 0) where not computed yet; null for
+   * vocabularies too large to cache densely. For callers that read h = 1 seeds in a hot loop.
+   */
+  tokenSeedCache(): Uint32Array | null {
+    if (this.#tokenSeeds === null && this.#vocabSize <= DENSE_CACHE_MAX_VOCAB)
+      this.#tokenSeeds = new Uint32Array(2 * this.#vocabSize);
+    return this.#tokenSeeds;
+  }
+
   #minTokenSeed(sequence: ArrayLike<number>, start: number, end: number): void {
     this.#seedOfToken(sequence[start]);
     let bestLo = this.#tokenLo;
@@ -197,25 +222,24 @@ export class ContextPrf {
   }
 
   #seedOfToken(token: number): void {
-    let known = this.#known;
-    if (known === null && this.#vocabSize <= DENSE_CACHE_MAX_VOCAB) {
-      known = this.#known = new Uint8Array(this.#vocabSize);
-      this.#tokenSeeds = new Uint32Array(2 * this.#vocabSize);
-    }
-    const seeds = this.#tokenSeeds;
-    if (known !== null && seeds !== null && known[token] === 1) {
-      this.#tokenLo = seeds[2 * token];
-      this.#tokenHi = seeds[2 * token + 1];
-      return;
+    const seeds = this.tokenSeedCache();
+    if (seeds !== null) {
+      const lo = seeds[2 * token];
+      const hi = seeds[2 * token + 1];
+      // (0, 0) marks an empty entry; a token whose seed really is (0, 0) (odds 2^-64) is just recomputed.
+      if ((lo | hi) !== 0) {
+        this.#tokenLo = lo;
+        this.#tokenHi = hi;
+        return;
+      }
     }
     this.#word[0] = token;
     sipHash24Words(this.#key, this.#word, 0, 1, this.#out);
     this.#tokenLo = this.#out[0];
     this.#tokenHi = this.#out[1];
-    if (known !== null && seeds !== null) {
+    if (seeds !== null) {
       seeds[2 * token] = this.#tokenLo;
       seeds[2 * token + 1] = this.#tokenHi;
-      known[token] = 1;
     }
   }
 }

@@ -57,6 +57,12 @@ export interface Scheme<S extends BaseSpec = BaseSpec> {
   score(sequence: ArrayLike<number>, index: number): number;
 
   /**
+   * Scores of `sequence[positions[j]]` into `out[j]` for j < count: the same numbers as `score`, in one
+   * call, so that a scheme can keep its hot loop in one place. Optional; the verifier scores through it.
+   */
+  scoreMany?(sequence: Uint32Array, positions: Int32Array, count: number, out: Float64Array): void;
+
+  /**
    * Writes into `out` a 64-bit key of everything that determines the PRF seed after the window ending
    * before `end`. Without it, the whole window is the key.
    */

@@ -111,7 +111,10 @@ describe('determinism', () => {
     const a = scheme.choose([1, 2], logits, null, V, createRng(1));
     const b = scheme.choose([1, 2], logits, null, V, createRng(2));
     expect(a).toBe(b);
-    const other = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 2 }, MasterKey.parse('12'.repeat(32)));
+    const other = createScheme(
+      { scheme: 'gumbel', vocabSize: V, contextWidth: 2 },
+      MasterKey.parse('12'.repeat(32)),
+    );
     const picks = new Set<number>();
     for (let c = 0; c < 20; c++) picks.add(other.choose([c, c], logits, null, V, Math.random) - a);
     expect(picks.size).toBeGreaterThan(1);

@@ -43,6 +43,9 @@ export class GumbelScheme implements Scheme<GumbelSpec> {
   readonly masterFingerprint: string;
   readonly tenant: string | undefined;
   readonly #prf: ContextPrf;
+  /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
+  readonly contextKey?: Scheme['contextKey'];
+  readonly inputKey?: Scheme['inputKey'];
 
   constructor(spec: GumbelSpec, key: SchemeKey) {
     this.spec = spec;
@@ -52,6 +55,9 @@ export class GumbelScheme implements Scheme<GumbelSpec> {
     this.masterFingerprint = key.masterFingerprint;
     this.tenant = key.tenant;
     this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
+    const prf = this.#prf;
+    if (prf.hasContextKey) this.contextKey = (sequence, end, out) => prf.contextKey(sequence, end, out);
+    if (prf.hasInputKey) this.inputKey = (sequence, index, out) => prf.inputKey(sequence, index, out);
   }
 
   /**
@@ -91,13 +97,5 @@ export class GumbelScheme implements Scheme<GumbelSpec> {
     prf.checkToken(token);
     prf.seed(sequence, index);
     return -Math.log1p(-seededUniform(prf.lo, prf.hi, token));
-  }
-
-  contextKey(sequence: ArrayLike<number>, end: number, out: Uint32Array): void {
-    this.#prf.contextKey(sequence, end, out);
-  }
-
-  inputKey(sequence: ArrayLike<number>, index: number, out: Uint32Array): void {
-    this.#prf.inputKey(sequence, index, out);
   }
 }

@@ -16,7 +16,6 @@
  * law is Bernoulli(G / 2^16) exactly.
  */
 import type { SchemeKey } from '../keys';
-import { seededHash32 } from '../mix';
 import { type ContextHashing, ContextPrf } from '../prf';
 import { sampleCategorical, topKIndices } from '../sampler';
 import type { NullLaw, Scheme } from '../scheme';
@@ -79,6 +78,29 @@ function comparisonBits(g: number): boolean[] {
   return bits;
 }
 
+/** Green bits of the 32 tokens of `block` under the seed (lo, hi): bit j is token 32·block + j. */
+function greenMask(bits: Uint8Array, lo: number, hi: number, block: number): number {
+  const base = block << 5;
+  let lt = 0;
+  for (let i = 0; i < bits.length; i++) {
+    // seededHash32(lo, hi, base | i), written out: this loop is the whole cost of scoring.
+    let x = ((base | i) ^ lo) >>> 0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    x = (x + hi) | 0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    lt = bits[i] === 1 ? x | lt : x & lt;
+  }
+  return lt;
+}
+
 export class KgwScheme implements Scheme<KgwSpec> {
   readonly spec: KgwSpec;
   readonly vocabSize: number;
@@ -89,8 +111,11 @@ export class KgwScheme implements Scheme<KgwSpec> {
   readonly masterFingerprint: string;
   readonly tenant: string | undefined;
   readonly #prf: ContextPrf;
+  /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
+  readonly contextKey?: Scheme['contextKey'];
+  readonly inputKey?: Scheme['inputKey'];
   /** [U < G] is built from these bits of G, least significant first. */
-  readonly #bits: boolean[];
+  readonly #bits: Uint8Array;
   readonly #self: boolean;
   #topIds = new Int32Array(0);
 
@@ -102,9 +127,12 @@ export class KgwScheme implements Scheme<KgwSpec> {
     this.masterFingerprint = key.masterFingerprint;
     this.tenant = key.tenant;
     this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
+    const prf = this.#prf;
+    if (prf.hasContextKey) this.contextKey = (sequence, end, out) => prf.contextKey(sequence, end, out);
+    if (prf.hasInputKey) this.inputKey = (sequence, index, out) => prf.inputKey(sequence, index, out);
     const scale = 2 ** GAMMA_BITS;
     const g = Math.max(1, Math.min(scale - 1, Math.round(spec.gamma * scale)));
-    this.#bits = comparisonBits(g);
+    this.#bits = Uint8Array.from(comparisonBits(g), Number);
     this.#self = spec.hashing === 'self';
     this.nullLaw = { kind: 'bernoulli', p: g / scale };
   }
@@ -118,19 +146,7 @@ export class KgwScheme implements Scheme<KgwSpec> {
     } else {
       prf.seed(sequence, end);
     }
-    return ((this.#greenMask(prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1) === 1;
-  }
-
-  /** Green bits of the 32 tokens of `block` under the seed: bit j is token 32·block + j. */
-  #greenMask(lo: number, hi: number, block: number): number {
-    const bits = this.#bits;
-    const base = block << 5;
-    let lt = 0;
-    for (let i = 0; i < bits.length; i++) {
-      const r = seededHash32(lo, hi, base | i);
-      lt = bits[i] ? r | lt : r & lt;
-    }
-    return lt;
+    return ((greenMask(this.#bits, prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1) === 1;
   }
 
   biasLogits(
@@ -151,12 +167,12 @@ export class KgwScheme implements Scheme<KgwSpec> {
     if (ids !== null) {
       for (let i = 0; i < count; i++) {
         const t = ids[i];
-        if ((this.#greenMask(lo, hi, t >>> 5) >>> (t & 31)) & 1) logits[i] += delta;
+        if ((greenMask(this.#bits, lo, hi, t >>> 5) >>> (t & 31)) & 1) logits[i] += delta;
       }
       return;
     }
     for (let base = 0; base < count; base += 32) {
-      let mask = this.#greenMask(lo, hi, base >>> 5);
+      let mask = greenMask(this.#bits, lo, hi, base >>> 5);
       if (count - base < 32) mask &= (1 << (count - base)) - 1;
       while (mask !== 0) {
         const bit = 31 - Math.clz32(mask & -mask);
@@ -189,7 +205,7 @@ export class KgwScheme implements Scheme<KgwSpec> {
       const position = ranked ? this.#topIds[j] : j;
       const token = ids === null ? position : ids[position];
       prf.selfSeed(token);
-      if ((this.#greenMask(prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1)
+      if ((greenMask(this.#bits, prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1)
         logits[position] += this.spec.delta;
     }
   }
@@ -210,11 +226,30 @@ export class KgwScheme implements Scheme<KgwSpec> {
     return this.isGreen(sequence, index, token) ? 1 : 0;
   }
 
-  contextKey(sequence: ArrayLike<number>, end: number, out: Uint32Array): void {
-    this.#prf.contextKey(sequence, end, out);
-  }
-
-  inputKey(sequence: ArrayLike<number>, index: number, out: Uint32Array): void {
-    this.#prf.inputKey(sequence, index, out);
+  scoreMany(sequence: Uint32Array, positions: Int32Array, count: number, out: Float64Array): void {
+    const prf = this.#prf;
+    const seeds = this.contextWidth === 1 && !this.#self ? prf.tokenSeedCache() : null;
+    if (seeds === null) {
+      for (let j = 0; j < count; j++) out[j] = this.score(sequence, positions[j]);
+      return;
+    }
+    // h = 1 (LeftHash or MinHash alike): the seed is the previous token's, read from the cache in line;
+    // an entry not computed yet ((0, 0)) or an id out of range goes through the checked path.
+    const bits = this.#bits;
+    const vocabSize = this.vocabSize;
+    for (let j = 0; j < count; j++) {
+      const i = positions[j];
+      const token = sequence[i];
+      const previous = sequence[i - 1];
+      let lo = seeds[2 * previous];
+      let hi = seeds[2 * previous + 1];
+      if (!(token < vocabSize && previous < vocabSize && (lo | hi) !== 0)) {
+        prf.checkToken(token);
+        prf.seed(sequence, i);
+        lo = prf.lo;
+        hi = prf.hi;
+      }
+      out[j] = (greenMask(bits, lo, hi, token >>> 5) >>> (token & 31)) & 1;
+    }
   }
 }

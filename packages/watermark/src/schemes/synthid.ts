@@ -161,12 +161,4 @@ export class SynthIdScheme implements Scheme<SynthIdSpec> {
       popcount32(this.#gValuesHigh(prf.lo, prf.hi, token))
     );
   }
-
-  contextKey(sequence: ArrayLike<number>, end: number, out: Uint32Array): void {
-    this.#prf.contextKey(sequence, end, out);
-  }
-
-  inputKey(sequence: ArrayLike<number>, index: number, out: Uint32Array): void {
-    this.#prf.inputKey(sequence, index, out);
-  }
 }
