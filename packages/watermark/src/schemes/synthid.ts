@@ -130,13 +130,24 @@ export class SynthIdScheme implements Scheme<SynthIdSpec> {
       const nextWords = layer + 1 < 32 ? gLow : gHigh;
       const nextBit = (layer + 1) & 31;
       const keep = 1 - mean;
-      let nextMean = 0;
-      for (let i = 0; i < count; i++) {
-        const pi = p[i] * (keep + ((words[i] >>> bit) & 1));
-        p[i] = pi;
-        nextMean += pi * ((nextWords[i] >>> nextBit) & 1);
+      // Two partial sums halve the chain of dependent additions, the critical path of this loop.
+      let even = 0;
+      let odd = 0;
+      let i = 0;
+      for (; i + 1 < count; i += 2) {
+        const a = p[i] * (keep + ((words[i] >>> bit) & 1));
+        const b = p[i + 1] * (keep + ((words[i + 1] >>> bit) & 1));
+        p[i] = a;
+        p[i + 1] = b;
+        even += a * ((nextWords[i] >>> nextBit) & 1);
+        odd += b * ((nextWords[i + 1] >>> nextBit) & 1);
       }
-      mean = nextMean;
+      if (i < count) {
+        const a = p[i] * (keep + ((words[i] >>> bit) & 1));
+        p[i] = a;
+        even += a * ((nextWords[i] >>> nextBit) & 1);
+      }
+      mean = even + odd;
     }
     // Inverse CDF on the tournament winner's law; the products keep Σ p = 1 up to rounding.
     const target = uniform();
