@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,8 @@ import {
   scoreKeys,
   tapeIsKeyIndependent,
 } from '../src/index';
+import { evidenceBody, signEvidence } from '../src/report/bundle';
+import { renderReportHtml } from '../src/report/html';
 import { EvidenceStore, sha256Hex } from '../src/store/index';
 import { controlMasterKey, parseTenantList } from '../src/verify/keys';
 import { scoreBatch } from '../src/verify/multikey';
@@ -341,6 +344,67 @@ describe('tracemark verify', () => {
     expect(text.stdout).toMatch(/^suspect {6}suspect: 40 responses in /);
     expect(text.stdout).toMatch(/controls {5}50 never-used keys: .* → passed/);
     expect(text.stdout).toMatch(/verdict {6}watermark detected at α = 0.001/);
+  });
+
+  it("scores only tokens after windows of the owner's own outputs with --owner-text", async () => {
+    const store = join(dir, 'filtered.db');
+    await storeOf(store, true);
+    // The owner served the first 20 of the 40 outputs the suspect gives back.
+    const write = await wordWriter({ spec: bigSpec, key: owner, watermark: true });
+    const ownerFile = join(dir, 'owner.jsonl');
+    writeFileSync(
+      ownerFile,
+      Array.from({ length: 20 }, (_, i) => JSON.stringify({ text: write(`prompt ${i}`, 0) })).join('\n'),
+    );
+    const args = ['--store', store, '--key-file', keyFile, '--spec', JSON.stringify(bigSpec)];
+    const plain = JSON.parse(tracemark([...args, '--json']).stdout);
+    expect(plain.ownerFilter).toBeNull();
+    const run = tracemark([...args, '--owner-text', ownerFile, '--filter-width', '2', '--json']);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.ownerFilter).toMatchObject({ source: ownerFile, documents: 20, width: 2 });
+    expect(report.ownerFilter.windows).toBeGreaterThan(500);
+    expect(report.skipped.filtered).toBeGreaterThan(100);
+    expect(report.scored).toBeLessThan(plain.scored);
+    expect(report.scored).toBeGreaterThan(200);
+    expect(report.verdict).toMatchObject({ detected: true, controlsPassed: true });
+    // The evidence names the owner text by the SHA-256 of its documents, never by its local path.
+    const hash = createHash('sha256');
+    for (const line of readFileSync(ownerFile, 'utf8').split('\n'))
+      hash.update(JSON.parse(line).text, 'utf8').update(new Uint8Array(1));
+    expect(report.ownerFilter.sha256).toBe(hash.digest('hex'));
+    const body = evidenceBody(parseVerifySummary(report, 'verify.json'), owner, {
+      toolVersion: '0',
+      alpha: 1e-3,
+    });
+    expect(body.ownerFilter).toEqual({
+      documents: 20,
+      sha256: report.ownerFilter.sha256,
+      width: 2,
+      windows: report.ownerFilter.windows,
+    });
+    expect(renderReportHtml(signEvidence(body, owner))).toMatch(
+      /<dt>owner-text filter<\/dt><dd>only tokens after one of/,
+    );
+
+    const text = tracemark([...args, '--owner-text', ownerFile]);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/filter {7}\d+ windows of 4 tokens from 20 owner documents/);
+    expect(text.stdout).toMatch(/, \d+ filtered\)/);
+
+    const empty = join(dir, 'empty-owner.txt');
+    writeFileSync(empty, '');
+    const cases = [
+      [['--owner-text', ownerFile, '--filter-width', '0'], /--filter-width must be an integer from 1 to 16/],
+      [['--owner-text', join(dir, 'no-such-owner')], /cannot read corpus .*no-such-owner/],
+      [['--owner-text', empty], /--owner-text .*empty-owner.txt holds 0 tokens; the filter needs at least 4/],
+    ] as const;
+    const runs = await Promise.all(cases.map(([extra]) => tracemarkAsync([...args, ...extra])));
+    runs.forEach((bad, i) => {
+      expect(bad.status).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toMatch(cases[i][1]);
+    });
   });
 
   it('finds nothing in clean outputs, and refuses an altered store or bad input in one line', async () => {

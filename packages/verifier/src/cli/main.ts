@@ -29,6 +29,7 @@ commands:
                                    ask a suspect model over the OpenAI API; every response kept (resumable)
   verify --store <evidence.db> --key-file <file> --spec <json|file> [--tenants <file>] [--tokenizer <name>]
          [--controls 50] [--alpha 1e-3] [--controls-alpha 0.01] [--threads <n>] [--fail-on-detect] [--json]
+         [--owner-text <file|dir|file.jsonl> [--filter-width 4]]
                                    radioactivity test of the stored outputs, with control keys and attribution
   power --effect <e> [--gamma 0.25] [--alpha 1e-6] [--power 0.9] [--json]
                                    scored tokens a fixed-size green-count test needs (exact and normal approx.)

@@ -3,7 +3,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson, type MasterKey } from '@tracemark/watermark';
 import { fail } from '../errors';
-import type { KsSummary, TenantRow, VerifySummary } from './input';
+import type { KsSummary, OwnerFilterSummary, TenantRow, VerifySummary } from './input';
 
 export const EVIDENCE_FORMAT = 'tracemark-evidence/v1';
 
@@ -44,6 +44,11 @@ export interface EvidenceBody {
   trajectory: { scored: number; log10PValue: number }[];
   responses: { count: number; sha256: string[] };
   samples?: SampleEvidence[];
+  /**
+   * The owner-text filter that selected the scored tokens: the owner documents' SHA-256 (not their local
+   * path), the window width and the number of distinct windows.
+   */
+  ownerFilter?: Omit<OwnerFilterSummary, 'source'>;
 }
 
 export interface EvidenceSignature {
@@ -96,6 +101,16 @@ export function evidenceBody(summary: VerifySummary, key: MasterKey, options: Bo
     trajectory: summary.trajectory,
     responses: summary.responses,
     ...(options.samples === undefined ? {} : { samples: options.samples }),
+    ...(summary.ownerFilter === undefined
+      ? {}
+      : {
+          ownerFilter: {
+            documents: summary.ownerFilter.documents,
+            sha256: summary.ownerFilter.sha256,
+            width: summary.ownerFilter.width,
+            windows: summary.ownerFilter.windows,
+          },
+        }),
   };
 }
 

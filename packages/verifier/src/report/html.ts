@@ -294,6 +294,14 @@ export function renderReportHtml(bundle: EvidenceBundle, samples: HighlightedSam
         : `<code>${escapeHtml(body.keyFingerprint)}</code> (master key <code>${escapeHtml(body.masterFingerprint)}</code>)`,
     ],
     ['tokenizer', `<code>${escapeHtml(body.tokenizer)}</code>`],
+    ...(body.ownerFilter === undefined
+      ? []
+      : ([
+          [
+            'owner-text filter',
+            `only tokens after one of ${body.ownerFilter.windows.toLocaleString('en')} windows of ${body.ownerFilter.width} tokens from ${body.ownerFilter.documents.toLocaleString('en')} owner documents (SHA-256 <code>${escapeHtml(body.ownerFilter.sha256)}</code>)`,
+          ],
+        ] as [string, string][])),
     [
       'created',
       `${escapeHtml(body.createdAt)} by ${escapeHtml(body.tool.name)} ${escapeHtml(body.tool.version)}`,

@@ -27,6 +27,17 @@ export interface VerifySummary {
   responses: { count: number; sha256: string[] };
   /** Stored outputs to show with their tokens marked, where the verify object carries them. */
   samples?: SampleText[];
+  /** The owner-text filter the test ran with (`verify --owner-text`), if any. */
+  ownerFilter?: OwnerFilterSummary;
+}
+
+/** Which owner text selected the scored tokens: its documents' SHA-256, the window width, the windows. */
+export interface OwnerFilterSummary {
+  source: string;
+  documents: number;
+  sha256: string;
+  width: number;
+  windows: number;
 }
 
 export interface KsSummary {
@@ -189,6 +200,22 @@ export function parseVerifySummary(value: unknown, source: string): VerifySummar
     tokenizer,
     responses: { count: responseCount, sha256: (hashes as string[]).map((h) => h.toLowerCase()) },
     ...(value.samples === undefined ? {} : { samples: sampleTexts(value.samples, source) }),
+    ...(value.ownerFilter === undefined || value.ownerFilter === null
+      ? {}
+      : { ownerFilter: ownerFilterOf(value.ownerFilter, source) }),
+  };
+}
+
+function ownerFilterOf(value: unknown, source: string): OwnerFilterSummary {
+  need(isObject(value), source, 'ownerFilter', 'an object { source, documents, sha256, width, windows }');
+  const sha256 = string(value, 'sha256', source, 'ownerFilter.sha256');
+  need(/^[0-9a-f]{64}$/.test(sha256), source, 'ownerFilter.sha256', 'a SHA-256 hex digest');
+  return {
+    source: string(value, 'source', source, 'ownerFilter.source'),
+    documents: count(value, 'documents', source, 'ownerFilter.documents'),
+    sha256,
+    width: count(value, 'width', source, 'ownerFilter.width'),
+    windows: count(value, 'windows', source, 'ownerFilter.windows'),
   };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { parseSpec } from '@tracemark/watermark';
 import { jsonArgument, readTextFile } from '../cli/io';
@@ -5,11 +6,17 @@ import { fail } from '../errors';
 import { formatPValue } from '../format';
 import { readKeyFile } from '../keyfile';
 import { parseCompletion } from '../probe/client';
-import type { SuspectSample } from '../radioactivity';
+import { buildWindowFilter, type SuspectSample, type WindowFilter } from '../radioactivity';
+import type { OwnerFilterSummary } from '../report/input';
+import { corpusDocuments } from '../scan/sources';
 import { EvidenceStore, type RunRecord, sha256Hex } from '../store/index';
+import type { Tokenizer } from '../tokenizers/index';
 import { sampleOf } from './evidence';
 import { DEFAULT_CONTROLS, type InvestigateResult, investigate } from './investigate';
 import { parseTenantList } from './keys';
+
+/** The filter width that worked best in the lab (docs/radioactivity.md, "filter width"). */
+const DEFAULT_FILTER_WIDTH = 4;
 
 const OPTIONS = {
   store: { type: 'string' },
@@ -21,6 +28,8 @@ const OPTIONS = {
   alpha: { type: 'string', default: '1e-3' },
   'controls-alpha': { type: 'string', default: '0.01' },
   threads: { type: 'string' },
+  'owner-text': { type: 'string' },
+  'filter-width': { type: 'string', default: String(DEFAULT_FILTER_WIDTH) },
   'fail-on-detect': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
 } as const;
@@ -35,6 +44,11 @@ export interface VerifyReport extends Omit<InvestigateResult, 'timings'> {
   model: string | null;
   reportedModels: Record<string, number>;
   tokenizer: string;
+  /**
+   * The owner-text filter (`--owner-text`): only tokens whose preceding `width` tokens occur in the owner's
+   * own watermarked outputs were scored; null when the test ran without it.
+   */
+  ownerFilter: OwnerFilterSummary | null;
   responses: {
     count: number;
     /** SHA-256 of each stored response body, in store order; every one was checked against its body. */
@@ -53,6 +67,40 @@ export interface VerifyReport extends Omit<InvestigateResult, 'timings'> {
   /** A few stored outputs (the first in store order), for a report to show. */
   samples: { id: string; prompt: string; text: string }[];
   timings: InvestigateResult['timings'] & { readMs: number; tokenizeMs: number };
+}
+
+/**
+ * The window filter of Sander et al. 2024 (§4.2) from the owner's own watermarked outputs: a file or a
+ * directory of them, one document per file, or JSON Lines records with a "text" field in `.jsonl` files.
+ */
+async function ownerFilter(
+  path: string,
+  tokenizer: Tokenizer,
+  width: number,
+): Promise<{ filter: WindowFilter; summary: OwnerFilterSummary }> {
+  const texts: ArrayLike<number>[] = [];
+  const jsonl = path.endsWith('.jsonl');
+  // The evidence names the owner text by a hash of its documents (each as UTF-8, then a 0 byte), in order.
+  const hash = createHash('sha256');
+  for await (const document of corpusDocuments(path, { jsonl })) {
+    texts.push(tokenizer.encodeIds?.(document.text) ?? tokenizer.encode(document.text).ids);
+    hash.update(document.text, 'utf8').update(new Uint8Array(1));
+  }
+  const tokens = texts.reduce((total, text) => total + text.length, 0);
+  if (tokens < width) {
+    fail('E_INPUT', `--owner-text ${path} holds ${tokens} tokens; the filter needs at least ${width}`);
+  }
+  const filter = buildWindowFilter(texts, width);
+  return {
+    filter,
+    summary: {
+      source: path,
+      documents: texts.length,
+      sha256: hash.digest('hex'),
+      width,
+      windows: filter.windows.size,
+    },
+  };
 }
 
 function probability(name: string, text: string): number {
@@ -86,8 +134,16 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
     values.tenants === undefined
       ? undefined
       : parseTenantList(readTextFile(values.tenants, 'tenants file'), values.tenants);
+  const filterWidth = Number(values['filter-width']);
+  if (!(Number.isInteger(filterWidth) && filterWidth >= 1 && filterWidth <= 16)) {
+    fail('E_USAGE', `--filter-width must be an integer from 1 to 16; got ${values['filter-width']}`);
+  }
   const { loadTokenizer } = await import('../tokenizers/index');
   const tokenizer = await loadTokenizer(values.tokenizer);
+  const owner =
+    values['owner-text'] === undefined
+      ? null
+      : await ownerFilter(values['owner-text'], tokenizer, filterWidth);
 
   let started = performance.now();
   const store = EvidenceStore.open(values.store);
@@ -153,13 +209,23 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
     }
   }
 
-  const result = await investigate(samples, { spec, key, tenants, controls, alpha, controlsAlpha, threads });
+  const result = await investigate(samples, {
+    spec,
+    key,
+    tenants,
+    controls,
+    alpha,
+    controlsAlpha,
+    threads,
+    filter: owner?.filter,
+  });
   const report: VerifyReport = {
     command: 'verify',
     store: values.store,
     model,
     reportedModels,
     tokenizer: tokenizer.id,
+    ownerFilter: owner?.summary ?? null,
     ...result,
     responses: { count: texts.length, sha256, endpoints: [...endpoints], firstRequestedAt, lastReceivedAt },
     runs,
@@ -181,6 +247,11 @@ export function verifyLines(report: VerifyReport): string[] {
   const lines = [
     `suspect      ${report.model ?? '(unknown)'}: ${report.responses.count} responses in ${report.store} (reported model: ${reported})`,
     `key          ${report.masterFingerprint} (scheme key ${report.keyFingerprint})  ${JSON.stringify(report.spec)}`,
+    ...(report.ownerFilter === null
+      ? []
+      : [
+          `filter       ${report.ownerFilter.windows} windows of ${report.ownerFilter.width} tokens from ${report.ownerFilter.documents} owner documents (${report.ownerFilter.source})`,
+        ]),
     `tokens       ${report.seen} seen, ${report.scored} scored (${report.tokenizer}; not scored: ${s.duplicate} repeats, ${s.promptWindow} prompt windows, ${s.context} without context${s.filtered > 0 ? `, ${s.filtered} filtered` : ''})`,
     `p-value      ${formatPValue(report.pValue, report.log10PValue)}  (log10 ${report.log10PValue.toFixed(3)}; exact, ${describeSum(report)}; z = ${report.zScore.toFixed(2)})`,
     `e-process    10^${report.sequential.log10EValue.toFixed(2)}, largest 10^${report.sequential.log10MaxEValue.toFixed(2)}  (anytime-valid p = ${formatPValue(10 ** report.sequential.log10AnytimePValue, report.sequential.log10AnytimePValue)}, valid however probing was stopped)`,
