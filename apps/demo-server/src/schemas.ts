@@ -118,12 +118,16 @@ const streamResponse = (schema: Record<string, unknown>, what: string) => ({
   ...errorResponses(400, 401, 404, 413, 415, 503),
 });
 
-export function completionSchema(limits: Limits) {
-  const response = {
+/**
+ * The response envelope both completion APIs share; `choice` is what one entry of `choices` carries
+ * besides its index and finish reason (all of it required, as OpenAI always sends it, null or not).
+ */
+function completionResponse(object: string, choice: Record<string, unknown>) {
+  return {
     type: 'object',
     properties: {
       id: { type: 'string' },
-      object: { type: 'string', enum: ['text_completion'] },
+      object: { type: 'string', enum: [object] },
       created: { type: 'integer' },
       model: { type: 'string' },
       system_fingerprint: { type: 'string' },
@@ -133,17 +137,23 @@ export function completionSchema(limits: Limits) {
           type: 'object',
           properties: {
             index: { type: 'integer' },
-            text: { type: 'string' },
-            logprobs: completionLogprobs,
+            ...choice,
             finish_reason: { type: 'string', enum: ['stop', 'length'] },
           },
-          required: ['index', 'text', 'logprobs', 'finish_reason'],
+          required: ['index', ...Object.keys(choice), 'finish_reason'],
         },
       },
       usage,
     },
     required: ['id', 'object', 'created', 'model', 'choices', 'usage'],
   };
+}
+
+export function completionSchema(limits: Limits) {
+  const response = completionResponse('text_completion', {
+    text: { type: 'string' },
+    logprobs: completionLogprobs,
+  });
   return {
     summary: 'Create a completion (OpenAI legacy completions)',
     tags: ['serving'],
@@ -185,39 +195,18 @@ export function chatSchema(limits: Limits) {
     properties: { type: { type: 'string', enum: ['text'] }, text: { type: 'string' } },
     additionalProperties: false,
   };
-  const response = {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      object: { type: 'string', enum: ['chat.completion'] },
-      created: { type: 'integer' },
-      model: { type: 'string' },
-      system_fingerprint: { type: 'string' },
-      choices: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: {
-            index: { type: 'integer' },
-            message: {
-              type: 'object',
-              properties: {
-                role: { type: 'string', enum: ['assistant'] },
-                content: { type: 'string' },
-                refusal: { type: 'null' },
-              },
-              required: ['role', 'content', 'refusal'],
-            },
-            logprobs: chatLogprobs,
-            finish_reason: { type: 'string', enum: ['stop', 'length'] },
-          },
-          required: ['index', 'message', 'logprobs', 'finish_reason'],
-        },
+  const response = completionResponse('chat.completion', {
+    message: {
+      type: 'object',
+      properties: {
+        role: { type: 'string', enum: ['assistant'] },
+        content: { type: 'string' },
+        refusal: { type: 'null' },
       },
-      usage,
+      required: ['role', 'content', 'refusal'],
     },
-    required: ['id', 'object', 'created', 'model', 'choices', 'usage'],
-  };
+    logprobs: chatLogprobs,
+  });
   return {
     summary: 'Create a chat completion (OpenAI chat completions)',
     description:

@@ -1,37 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectOneLineError, tracemark } from './support/cli';
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-cli-'));
 const keyFile = join(dir, 'owner.key');
 const SPEC = '{"scheme":"kgw","vocabSize":200019,"gamma":0.25,"delta":2,"contextWidth":1}';
-
-/** Runs the real CLI in a child process (TypeScript through tsx), as a user would. */
-function tracemark(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    input,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', TRACEMARK_KEY: '' },
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function expectOneLineError(
-  run: { code: number | null; stdout: string; stderr: string },
-  message: RegExp,
-): void {
-  expect(run.code).toBe(2);
-  expect(run.stderr.trim().split('\n')).toHaveLength(1);
-  expect(run.stderr).toMatch(/^tracemark: /);
-  expect(run.stderr).toMatch(message);
-  expect(run.stderr).not.toMatch(/\n\s+at /);
-}
 
 let key: MasterKey;
 let watermarkedIds: number[];

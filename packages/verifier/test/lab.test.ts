@@ -1,31 +1,11 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gutenbergBook } from '@tracemark/ngram';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectOneLineError, tracemark } from './support/cli';
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-lab-'));
-
-/** Runs the real CLI in a child process (TypeScript through tsx), as a user would. */
-function tracemark(args: string[], timeout = 60_000) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1' },
-    timeout,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function expectOneLineError(run: { code: number | null; stderr: string }, message: RegExp): void {
-  expect(run.code).toBe(2);
-  expect(run.stderr.trim().split('\n')).toHaveLength(1);
-  expect(run.stderr).toMatch(/^tracemark: /);
-  expect(run.stderr).toMatch(message);
-  expect(run.stderr).not.toMatch(/\n\s+at /);
-}
 
 /**
  * A strict little XML well-formedness check (no dependency): balanced, properly nested tags, quoted
@@ -81,7 +61,7 @@ describe('tracemark lab --quick', () => {
   };
 
   beforeAll(() => {
-    run = tracemark(['lab', '--quick', '--quiet', '--out', out], 180_000);
+    run = tracemark(['lab', '--quick', '--quiet', '--out', out], undefined, 180_000);
     results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   }, 200_000);
 
@@ -147,9 +127,9 @@ describe('tracemark lab on a custom corpus', () => {
     writeFileSync(corpus, gutenbergBook('carroll-alice'));
     const args = ['lab', '--quiet', '--corpus', corpus, '--scheme', 'kgw-h1,gumbel', '--rho', '0,1'];
     args.push('--samples', '40', '--probes', '150', '--controls', '20', '--seed', 'custom');
-    const inProcess = tracemark([...args, '--workers', '1', '--out', join(dir, 'w1')], 120_000);
+    const inProcess = tracemark([...args, '--workers', '1', '--out', join(dir, 'w1')], undefined, 120_000);
     expect(inProcess.code, inProcess.stderr).toBe(0);
-    const threaded = tracemark([...args, '--workers', '2', '--out', join(dir, 'w2')], 120_000);
+    const threaded = tracemark([...args, '--workers', '2', '--out', join(dir, 'w2')], undefined, 120_000);
     expect(threaded.code, threaded.stderr).toBe(0);
     const read = (d: string) => JSON.parse(readFileSync(join(dir, d, 'results.json'), 'utf8'));
     const [a, b] = [read('w1'), read('w2')];

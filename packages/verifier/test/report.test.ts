@@ -1,8 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,45 +9,15 @@ import { radioactivityTest } from '../src/radioactivity';
 import { checkEvidence, type EvidenceBundle, sha256Hex } from '../src/report/bundle';
 import { escapeHtml } from '../src/report/html';
 import { holmAdjustLog10, kolmogorovSmirnovUniform } from '../src/stats/index';
-import { loadTokenizer, type Tokenizer } from '../src/tokenizers/index';
+import { loadTokenizer } from '../src/tokenizers/index';
+import { expectOneLineError, tracemark, wordModel } from './support/cli';
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const CHROMIUM = process.env.TRACEMARK_CHROMIUM ?? '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-report-'));
 const keyFile = join(dir, 'owner.key');
 const otherKeyFile = join(dir, 'other.key');
 const SPEC = { scheme: 'kgw', vocabSize: 200019, gamma: 0.25, delta: 2, contextWidth: 1 };
 const HOSTILE = '<script>alert("x")</script> & "quoted" \'single\' <img src=x onerror=alert(1)>';
-
-function tracemark(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    input,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', TRACEMARK_KEY: '' },
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function expectOneLineError(run: { code: number | null; stderr: string }, message: RegExp): void {
-  expect(run.code).toBe(2);
-  expect(run.stderr.trim().split('\n')).toHaveLength(1);
-  expect(run.stderr).toMatch(/^tracemark: /);
-  expect(run.stderr).toMatch(message);
-  expect(run.stderr).not.toMatch(/\n\s+at /);
-}
-
-/** " word" tokens of o200k that re-tokenize to themselves: decoded text gives back the generated ids. */
-function wordModel(tokenizer: Tokenizer): number[] {
-  const words: number[] = [];
-  for (let id = 0; id < 40_000; id++) {
-    const piece = tokenizer.decode([id]);
-    if (!/^ [a-z]{3,9}$/.test(piece)) continue;
-    const again = tokenizer.encode(piece).ids;
-    if (again.length === 1 && again[0] === id) words.push(id);
-  }
-  return words;
-}
 
 /** Generated ids from a synthetic model over the o200k vocabulary (200,019 ids), with the tenant's watermark. */
 function generate(key: MasterKey, tenant: string, words: number[], seed: string, length: number): number[] {

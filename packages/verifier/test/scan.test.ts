@@ -1,50 +1,16 @@
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeKeyFile } from '../src/keyfile';
 import { loadTokenizer, type Tokenizer } from '../src/tokenizers/index';
+import { expectOneLineError, tracemark, wordModel } from './support/cli';
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-scan-'));
 const keyFile = join(dir, 'owner.key');
 const corpus = join(dir, 'corpus');
 const SPEC = '{"scheme":"kgw","vocabSize":200019,"gamma":0.25,"delta":2,"contextWidth":1}';
-
-function tracemark(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    input,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', TRACEMARK_KEY: '' },
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function expectOneLineError(run: { code: number | null; stderr: string }, message: RegExp): void {
-  expect(run.code).toBe(2);
-  expect(run.stderr.trim().split('\n')).toHaveLength(1);
-  expect(run.stderr).toMatch(/^tracemark: /);
-  expect(run.stderr).toMatch(message);
-}
-
-/**
- * Text from a synthetic model over the o200k vocabulary (200,019 ids) that only proposes tokens of the form
- * " word" which re-tokenize to themselves, so that decoding and re-tokenizing gives back the generated ids.
- */
-function wordModel(tokenizer: Tokenizer): number[] {
-  const words: number[] = [];
-  for (let id = 0; id < 40_000; id++) {
-    const piece = tokenizer.decode([id]);
-    if (!/^ [a-z]{3,9}$/.test(piece)) continue;
-    const again = tokenizer.encode(piece).ids;
-    if (again.length === 1 && again[0] === id) words.push(id);
-  }
-  return words;
-}
 
 function generate(
   key: MasterKey,
