@@ -6,6 +6,7 @@
  * The engine reads only the low 32 bits of a seed, so the cache is keyed by them: contexts whose seeds
  * agree modulo 2^32 share one green list in the reference code too.
  */
+import { topKIndices } from '../sampler';
 import { RandpermWorkspace, TorchGenerator } from './torch-random';
 
 export interface GreenListCacheOptions {
@@ -127,4 +128,29 @@ export function biasGreen(
 /** G = int(V · γ): Python's truncation of the double product, as both reference processors size the list. */
 export function greenListSize(vocabSize: number, ratio: number): number {
   return Math.trunc(vocabSize * ratio);
+}
+
+/**
+ * `_score_rejection_sampling` of both reference implementations, for seeds that depend on the candidate
+ * (selfhash, self-salted PRFs): the `k` highest-scoring candidates, each tested against the green list its
+ * own seed gives, and `bias` added to every green one after all are tested. `topIds` is scratch of length ≥ k.
+ */
+export function biasSelfSeeded(
+  logits: Float32Array,
+  ids: Int32Array | null,
+  count: number,
+  k: number,
+  topIds: Int32Array,
+  vocabSize: number,
+  isGreen: (token: number) => boolean,
+  bias: number,
+): void {
+  const found = topKIndices(logits.subarray(0, count), Math.min(k, count), topIds);
+  const green: number[] = [];
+  for (let j = 0; j < found; j++) {
+    const position = topIds[j];
+    const token = ids === null ? position : ids[position];
+    if (token < vocabSize && isGreen(token)) green.push(position);
+  }
+  for (const position of green) logits[position] += bias;
 }

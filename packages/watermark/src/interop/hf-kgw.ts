@@ -12,12 +12,18 @@
  *    mod 2^64 − 1 as a Python integer. The window includes the candidate token itself.
  */
 import { fail } from '../errors';
-import { sampleCategorical, topKIndices } from '../sampler';
+import { sampleCategorical } from '../sampler';
 import type { NullLaw, Scheme } from '../scheme';
 import type { BaseSpec } from '../spec';
 import { MAX_CONTEXT_WIDTH } from '../spec';
 import { checkToken, checkTokens, interopFingerprint, kgwZScore, ngramKey, windowKey64 } from './common';
-import { biasGreen, GreenListCache, type GreenListCacheOptions, greenListSize } from './greenlist';
+import {
+  biasGreen,
+  biasSelfSeeded,
+  GreenListCache,
+  type GreenListCacheOptions,
+  greenListSize,
+} from './greenlist';
 import { pyMod, wrapInt64 } from './int64';
 import { InteropFields, uint64Json } from './spec-fields';
 import { TorchGenerator, UINT64_MAX } from './torch-random';
@@ -253,16 +259,16 @@ export class HfKgwScheme implements Scheme<HfKgwSpec> {
       return;
     }
     // _score_rejection_sampling: the 40 highest-scoring candidates, each tested against its own green list.
-    const k = Math.min(HF_SELFHASH_CANDIDATES, count);
-    const found = topKIndices(logits.subarray(0, count), k, this.#topIds);
-    const green: number[] = [];
-    for (let j = 0; j < found; j++) {
-      const position = this.#topIds[j];
-      const token = ids === null ? position : ids[position];
-      if (token < this.vocabSize && this.lists.isGreen(this.#seedLow(sequence, end, token), token))
-        green.push(position);
-    }
-    for (const position of green) logits[position] += bias;
+    biasSelfSeeded(
+      logits,
+      ids,
+      count,
+      HF_SELFHASH_CANDIDATES,
+      this.#topIds,
+      this.vocabSize,
+      (token) => this.lists.isGreen(this.#seedLow(sequence, end, token), token),
+      bias,
+    );
   }
 
   choose(

@@ -8,11 +8,17 @@
  * one fixed table: 1 + randperm(1,000,003) seeded with 2971215073, shared by every key.
  */
 import { fail } from '../errors';
-import { sampleCategorical, topKIndices } from '../sampler';
+import { sampleCategorical } from '../sampler';
 import type { NullLaw, Scheme } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH } from '../spec';
 import { checkToken, checkTokens, interopFingerprint, kgwZScore, ngramKey, windowKey64 } from './common';
-import { biasGreen, GreenListCache, type GreenListCacheOptions, greenListSize } from './greenlist';
+import {
+  biasGreen,
+  biasSelfSeeded,
+  GreenListCache,
+  type GreenListCacheOptions,
+  greenListSize,
+} from './greenlist';
 import { pyMod, wrapInt64 } from './int64';
 import { InteropFields } from './spec-fields';
 import { TorchGenerator, UINT64_MAX } from './torch-random';
@@ -366,15 +372,16 @@ export class LmwKgwScheme implements Scheme<LmwKgwSpec> {
     }
     // _score_rejection_sampling with tail_rule="fixed_compute": candidates in descending score order,
     // stopping after the one at index 40, so 41 are tested.
-    const found = topKIndices(logits.subarray(0, count), Math.min(41, count), this.#topIds);
-    const green: number[] = [];
-    for (let j = 0; j < found; j++) {
-      const position = this.#topIds[j];
-      const token = ids === null ? position : ids[position];
-      if (token < this.vocabSize && this.lists.isGreen(this.#seedLow(sequence, end, token), token))
-        green.push(position);
-    }
-    for (const position of green) logits[position] += delta;
+    biasSelfSeeded(
+      logits,
+      ids,
+      count,
+      41,
+      this.#topIds,
+      this.vocabSize,
+      (token) => this.lists.isGreen(this.#seedLow(sequence, end, token), token),
+      delta,
+    );
   }
 
   choose(
