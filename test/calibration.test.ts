@@ -169,3 +169,61 @@ describe('repetitive text gains no significance under de-duplication', () => {
     }
   });
 });
+
+describe('null calibration of the windowed test: the corrected p-value is conservative', () => {
+  // 4,000 null texts of 300–600 tokens per scheme (half uniform random streams, half Gutenberg in o200k_base),
+  // default window lengths on their length/8 grid. Bonferroni over the windows tried bounds the false-positive
+  // rate of the corrected p-value by α whatever the overlap between windows; the observed rate must not
+  // exceed α beyond chance, and no corrected p-value may be below its window's own p-value.
+  const TEXTS = 2_000;
+  const WINDOW_ALPHAS = [0.05, 0.01];
+  let randomText: Pieces;
+  let realText: Pieces;
+
+  beforeAll(() => {
+    randomText = randomPieces(TEXTS, 50_000, 300, 600, 'calibration:window:random');
+    realText = gutenbergPieces(encode, 300, 600, 'calibration:window:gutenberg');
+    expect(realText.count).toBeGreaterThan(TEXTS);
+  });
+
+  it.each(SCHEMES.filter((s) => ['KGW h=1 left γ=0.25', 'Gumbel-max h=2'].includes(s.name)))(
+    '$name',
+    ({ name, spec }) => {
+      const observed = WINDOW_ALPHAS.map(() => 0);
+      let uncorrected = 0;
+      let windows = 0;
+      for (const [pieces, vocabSize, label] of [
+        [randomText, 50_000, 'window-random'],
+        [realText, O200K_VOCAB_SIZE, 'window'],
+      ] as const) {
+        for (let j = 0; j < TEXTS; j++) {
+          const scheme = createScheme({ ...spec, vocabSize }, MASTER, {
+            tenant: `${label}-${Math.floor(j / TEXTS_PER_WINDOW_KEY)}`,
+          });
+          const window = detectTokens(pieces.piece(j), { scheme, perToken: false }).bestWindow;
+          if (window === null) continue;
+          windows++;
+          expect(window.correctedLog10PValue).toBeGreaterThanOrEqual(window.log10PValue);
+          WINDOW_ALPHAS.forEach((alpha, a) => {
+            if (window.correctedPValue <= alpha) observed[a]++;
+          });
+          if (window.pValue <= WINDOW_ALPHAS[0]) uncorrected++;
+        }
+      }
+      expect(windows).toBeGreaterThan(1.9 * TEXTS);
+      console.log(
+        `${name}: corrected window p ≤ ${WINDOW_ALPHAS.join(' / ')} in ${observed.join(' / ')} of ${windows} null texts; ` +
+          `the best window's own p ≤ ${WINDOW_ALPHAS[0]} in ${uncorrected}`,
+      );
+      // The best of many windows is selected, so its own p-value is far from uniform: without the
+      // correction the test would reject most null texts. This is what the correction is for.
+      expect(uncorrected).toBeGreaterThan(4 * WINDOW_ALPHAS[0] * windows);
+      WINDOW_ALPHAS.forEach((alpha, a) => {
+        const what = `${name}: ${observed[a]} of ${windows} corrected window p-values ≤ ${alpha}`;
+        expect(binomialTails(observed[a], windows, alpha).upper, what).toBeGreaterThan(HALF_ALPHA);
+      });
+    },
+  );
+});
+
+const TEXTS_PER_WINDOW_KEY = 20;
