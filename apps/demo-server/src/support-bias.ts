@@ -22,6 +22,10 @@ export class SupportBiasScheme implements Scheme {
   #scratch: Float32Array | null = null;
   hits = 0;
   misses = 0;
+  /** The inner scheme's keys and batched scorer, where it has them: detection through the wrapper is the inner's. */
+  readonly contextKey?: Scheme['contextKey'];
+  readonly inputKey?: Scheme['inputKey'];
+  readonly scoreMany?: Scheme['scoreMany'];
 
   constructor(inner: Scheme, support: Int32Array, options: { cacheBytes?: number } = {}) {
     if (!SupportBiasScheme.applies(inner))
@@ -31,6 +35,9 @@ export class SupportBiasScheme implements Scheme {
     this.#delta = (inner.spec as unknown as { delta: number }).delta;
     this.#width = inner.contextWidth;
     this.#budget = options.cacheBytes ?? 128 * 2 ** 20;
+    this.contextKey = inner.contextKey?.bind(inner);
+    this.inputKey = inner.inputKey?.bind(inner);
+    this.scoreMany = inner.scoreMany?.bind(inner);
   }
 
   /** Whether the wrapper is exact for this scheme: green lists that depend on the context window only. */

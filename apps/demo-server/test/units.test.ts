@@ -35,6 +35,21 @@ describe('SupportBiasScheme', () => {
     }
     expect(cached.hits).toBeGreaterThan(0);
     expect(cached.score(context, 3)).toBe(plain.score(context, 3));
+    // Detection through the wrapper is the inner scheme's: batched scores, and the keys it de-duplicates on.
+    const positions = Int32Array.from(context.slice(1).map((_, j) => j + 1));
+    const [viaWrapper, viaInner] = [new Float64Array(positions.length), new Float64Array(positions.length)];
+    cached.scoreMany?.(Uint32Array.from(context), positions, positions.length, viaWrapper);
+    plain.scoreMany?.(Uint32Array.from(context), positions, positions.length, viaInner);
+    expect(Array.from(viaWrapper)).toEqual(Array.from(viaInner));
+    expect(Array.from(viaInner)).toEqual(Array.from(positions, (i) => plain.score(context, i)));
+    const minHash = createScheme({ ...spec, contextWidth: 3, hashing: 'min' }, testKey());
+    const wrappedMin = new SupportBiasScheme(minHash, supportOf(teacher));
+    const [a, b] = [new Uint32Array(2), new Uint32Array(2)];
+    wrappedMin.inputKey?.(context, 5, a);
+    minHash.inputKey?.(context, 5, b);
+    expect(wrappedMin.inputKey).toBeDefined();
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(cached.inputKey).toBeUndefined();
     expect(SupportBiasScheme.applies(createScheme({ scheme: 'gumbel', vocabSize: 200_019 }, testKey()))).toBe(
       false,
     );
