@@ -1,17 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createScheme, MasterKey } from '@tracemark/watermark';
-import {
-  createApp,
-  type LabFacts,
-  loadTeacher,
-  type ModelSet,
-  PROFILES,
-  readConfig,
-  type ServedModel,
-  SupportBiasScheme,
-} from '../apps/demo-server/src/index';
+import { type LabFacts, loadTeacher, type ModelSet } from '@tracemark/lab';
+import { createScheme, MasterKey, SupportBiasScheme } from '@tracemark/watermark';
+import { createApp, readConfig, type ServedModel } from '../apps/demo-server/src/index';
 import { fmt, type Section } from './harness';
 
 const TOKENS = 192;
@@ -42,9 +34,9 @@ export async function demoServerSections(): Promise<Section[]> {
     TRACEMARK_MAX_TOKENS: '1024',
   });
   const defaults = readConfig({});
-  const teacher = loadTeacher('full', defaults.modelDir);
+  const teacher = loadTeacher(defaults.profile, defaults.modelDir);
   const key = MasterKey.generate();
-  const lab = { profile: 'full', share: 0, teacherBooks: PROFILES.full.teacher.books } as unknown as LabFacts;
+  const lab = { profile: defaults.profile, share: 0, teacherBooks: [] } as unknown as LabFacts;
   const models: ModelSet = { teacher, distilled: teacher, clean: teacher, lab, created: 0 };
   const { app, ctx, stop, warmed } = await createApp({
     config,

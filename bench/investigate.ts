@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, loadavg } from 'node:os';
+import { defaultPromptBankPath, parsePromptBank } from '@tracemark/evidence';
 import {
   CountedTape,
   investigate,
   loadTokenizer,
-  parsePromptBank,
   radioactivityTest,
   type SuspectSample,
   scoreKeys,
@@ -32,10 +32,9 @@ async function suspectSamples(): Promise<SuspectSample[]> {
     for (const id of tokenizer.encodeIds?.(books[name]) ?? []) ids.push(id);
     if (ids.length >= TOKENS) break;
   }
-  const bank = parsePromptBank(
-    readFileSync(new URL('../packages/verifier/prompts/neutral.jsonl', import.meta.url), 'utf8'),
-    'neutral.jsonl',
-  ).map((p) => tokenizer.encodeIds?.(p.prompt) ?? []);
+  const bank = parsePromptBank(readFileSync(defaultPromptBankPath(), 'utf8'), 'neutral.jsonl').map(
+    (p) => tokenizer.encodeIds?.(p.prompt) ?? [],
+  );
   const samples: SuspectSample[] = [];
   for (let start = 0; start + OUTPUT_TOKENS <= TOKENS; start += OUTPUT_TOKENS) {
     samples.push({
@@ -57,7 +56,7 @@ export async function investigateSections(): Promise<Section[]> {
   const tenants = Array.from({ length: TENANTS }, (_, i) => `tenant-${i}`);
 
   let t = performance.now();
-  const tape = new CountedTape({ contextWidth: 1 });
+  const tape = new CountedTape({ scheme: createScheme(SPEC, key) });
   for (const sample of samples) tape.add(sample);
   const tapeSeconds = seconds(t);
 

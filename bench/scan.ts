@@ -13,7 +13,7 @@ import { loadTokenizer, type Tokenizer, writeKeyFile } from '@tracemark/verifier
 import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
 import { fmt, type Section } from './harness';
 
-const CLI = fileURLToPath(new URL('../packages/verifier/dist/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../apps/cli/bin/tracemark.js', import.meta.url));
 const SPEC = { scheme: 'kgw', vocabSize: 200_019, gamma: 0.25, delta: 2, contextWidth: 1 };
 const DOCUMENT_CHARACTERS = 2_200; // about 500 o200k tokens of English
 const DOCUMENTS = 4_000;

@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEMO = join(ROOT, 'apps/demo-server');
 const DEMO_MAIN = join(DEMO, 'src/main.ts');
-const CLI = join(ROOT, 'packages/verifier/src/cli.ts');
+// The built CLI (its workers run built code only; CI builds before it tests).
+const CLI = join(ROOT, 'apps/cli/bin/tracemark.js');
 const DATA = join(tmpdir(), 'tracemark-investigate-e2e');
 const KEY_HEX = 'a7'.repeat(32);
 const work = mkdtempSync(join(tmpdir(), 'tracemark-investigate-'));
@@ -34,7 +35,7 @@ interface Run {
 }
 
 function tracemark(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: '1', OPENAI_API_KEY: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,19 +1,11 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig([
-  {
-    entry: ['src/index.ts'],
-    format: ['esm', 'cjs'],
-    dts: true,
-    sourcemap: true,
-    clean: true,
-    target: 'node20',
-  },
-  {
-    // The scan worker is its own entry: the CLI starts dist/scan-worker.js in worker threads.
-    entry: { cli: 'src/cli.ts', 'scan-worker': 'src/scan/worker.ts', 'lab-worker': 'src/lab/worker.ts' },
-    format: ['esm'],
-    sourcemap: true,
-    target: 'node20',
-  },
-]);
+export default defineConfig({
+  // The multi-key worker is its own entry: the pool starts dist/multikey-worker.js in worker threads.
+  entry: ['src/index.ts', 'src/multikey-worker.ts'],
+  format: ['esm'],
+  dts: { entry: 'src/index.ts' },
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+});

@@ -1,3 +1,5 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { probePrompts } from '@tracemark/lab';
 import {
   type DetectionResult,
   detectText,
@@ -7,35 +9,43 @@ import {
   VerifierError,
 } from '@tracemark/verifier';
 import { WatermarkError } from '@tracemark/watermark';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { ServerContext } from './context';
 import { ApiError, invalid } from './errors';
 import type { JobRecord } from './jobs';
-import { probePrompts } from './models';
 import {
   detectSchema,
   healthSchema,
   infoSchema,
+  type JobView,
   jobSchema,
   labSchema,
   uiSessionSchema,
   verifySchema,
 } from './schemas';
 
-interface DetectBody {
-  text?: string;
-  tokens?: number[];
-  prompt?: string | number[];
-  dedup?: 'pair' | 'context' | 'none';
-}
+/** What the detection and verification routes need of the server. */
+export type ApiContext = Pick<
+  ServerContext,
+  | 'models'
+  | 'vocabSize'
+  | 'tokenizer'
+  | 'bytes'
+  | 'encode'
+  | 'scheme'
+  | 'keyFingerprint'
+  | 'limits'
+  | 'rateLimits'
+  | 'shutdown'
+  | 'servesLoopback'
+  | 'port'
+  | 'jobs'
+  | 'runner'
+  | 'lab'
+  | 'profile'
+>;
 
-interface VerifyBody {
-  model?: string;
-  samples: { prompt: string | number[]; output: string | number[] }[];
-  maxScored?: number;
-  trajectoryPointsPerDecade?: number;
-}
-
+/** A radioactivity job's input as stored with the job: the samples as token ids. */
 export interface RadioactivityInput {
   model: string | null;
   samples: { prompt: number[]; output: number[] }[];
@@ -52,7 +62,7 @@ export function clientError(error: unknown): ApiError | null {
   return null;
 }
 
-function jobView(job: JobRecord<RadioactivityInput, RadioactivityResult>) {
+function jobView(job: JobRecord<RadioactivityInput, RadioactivityResult>): JobView {
   return {
     id: job.id,
     object: 'tracemark.job',
@@ -67,25 +77,23 @@ function jobView(job: JobRecord<RadioactivityInput, RadioactivityResult>) {
   };
 }
 
-export function registerApi(app: FastifyInstance, ctx: ServerContext): void {
-  const authenticated = async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
-    ctx.auth.require(request);
-    return payload;
-  };
-  const perMinute = (max: number) => ({ rateLimit: { max, timeWindow: 60_000 } });
+const perMinute = (max: number) => ({ rateLimit: { max, timeWindow: 60_000 } });
 
-  app.get('/api/health', { schema: healthSchema }, async () => ({
+/** The routes under `/api`: open ones here, the ones that score text in `scoringRoutes`. */
+export const apiRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  app.get('/health', { schema: healthSchema }, async () => ({
     status: ctx.shutdown.closing ? 'closing' : 'ok',
     models: [...ctx.models.keys()],
   }));
 
-  app.get('/api/info', { schema: infoSchema }, async () => ({
+  app.get('/info', { schema: infoSchema }, async () => ({
     keyFingerprint: ctx.keyFingerprint,
     spec: ctx.scheme.spec,
+    labProfile: ctx.lab.profile,
   }));
 
   let probes: string[] | null = null;
-  app.get('/api/lab', { schema: labSchema }, async () => {
+  app.get('/lab', { schema: labSchema }, async () => {
     probes ??= probePrompts(ctx.profile, 64);
     return {
       profile: ctx.lab.profile,
@@ -105,7 +113,7 @@ export function registerApi(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.post(
-    '/api/ui-session',
+    '/ui-session',
     {
       schema: uiSessionSchema,
       // Keyed by address: on loopback that is one bucket for the whole machine.
@@ -118,14 +126,24 @@ export function registerApi(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request) => {
-      const { token, expiresAt } = ctx.auth.issueUiSession(request, ctx.servesLoopback, ctx.port());
+      const { token, expiresAt } = app.auth.issueUiSession(request, ctx.servesLoopback, ctx.port());
       return { token, expiresAt, expiresIn: Math.round((expiresAt - Date.now()) / 1000) };
     },
   );
 
-  app.post<{ Body: DetectBody }>(
-    '/api/detect',
-    { schema: detectSchema(ctx.limits), preParsing: authenticated, config: perMinute(ctx.rateLimits.detect) },
+  await app.register(scoringRoutes, { ctx });
+};
+
+/**
+ * Detection, verification and jobs: an open detector that reports per-token scores lets anyone learn the green
+ * lists, so every route here needs the bearer token and is rate-limited per identity.
+ */
+const scoringRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  app.addHook('preParsing', app.requireBearer);
+
+  app.post(
+    '/detect',
+    { schema: detectSchema(ctx.limits), config: perMinute(ctx.rateLimits.detect) },
     async (request) => {
       const { text, tokens, prompt, dedup } = request.body;
       if ((text === undefined) === (tokens === undefined)) {
@@ -176,9 +194,9 @@ export function registerApi(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.post<{ Body: VerifyBody }>(
-    '/api/verify',
-    { schema: verifySchema(ctx.limits), preParsing: authenticated, config: perMinute(ctx.rateLimits.verify) },
+  app.post(
+    '/verify',
+    { schema: verifySchema(ctx.limits), config: perMinute(ctx.rateLimits.verify) },
     async (request, reply) => {
       const body = request.body;
       let total = 0;
@@ -218,22 +236,18 @@ export function registerApi(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/api/jobs/:id',
-    { schema: jobSchema, preParsing: authenticated, config: perMinute(ctx.rateLimits.jobs) },
-    async (request) => {
-      const job = ctx.jobs.get<RadioactivityInput, RadioactivityResult>(request.params.id);
-      if (job === null)
-        throw new ApiError(404, `No job with id ${request.params.id.slice(0, 100)}.`, {
-          param: 'id',
-          code: 'job_not_found',
-        });
-      return jobView(job);
-    },
-  );
-}
+  app.get('/jobs/:id', { schema: jobSchema, config: perMinute(ctx.rateLimits.jobs) }, async (request) => {
+    const job = ctx.jobs.get<RadioactivityInput, RadioactivityResult>(request.params.id);
+    if (job === null)
+      throw new ApiError(404, `No job with id ${request.params.id.slice(0, 100)}.`, {
+        param: 'id',
+        code: 'job_not_found',
+      });
+    return jobView(job);
+  });
+};
 
-function checkIds(ctx: ServerContext, ids: number[], param: string): number[] {
+function checkIds(ctx: Pick<ServerContext, 'vocabSize'>, ids: number[], param: string): number[] {
   for (const id of ids) {
     if (id >= ctx.vocabSize) {
       throw invalid(

@@ -1,23 +1,35 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import {
+  cacheKeys,
+  frequentTokens,
+  LAB_PROFILES,
+  type Log,
+  type ModelSet,
+  servingScheme,
+} from '@tracemark/lab';
 import { loadTokenizer, type Tokenizer } from '@tracemark/verifier';
-import { createScheme, type MasterKey } from '@tracemark/watermark';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { clientError, radioactivityJob, registerApi } from './api';
-import { Auth } from './auth';
+import { createScheme, type MasterKey, SupportBiasScheme } from '@tracemark/watermark';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import { apiRoutes, clientError, radioactivityJob } from './api';
+import { Auth, authentication } from './auth';
 import { type Config, isLoopback } from './config';
 import { type ServerContext, Shutdown } from './context';
-import { ApiError, errorSchema, installErrorHandling } from './errors';
+import { docs } from './docs';
+import { errorHandling } from './errors';
 import type { ServedModel } from './generate';
 import { JobRunner, JobStore } from './jobs';
-import { cacheKeys, frequentTokens, type Log, type ModelSet, PROFILES, servingScheme } from './models';
-import { registerServing } from './serving';
-import { SupportBiasScheme } from './support-bias';
+import { lifecycle } from './lifecycle';
+import { servingRoutes } from './serving';
 import { TokenBytes } from './text';
-import { registerUi } from './ui';
+import { uiRoutes } from './ui';
 
 export const VERSION = '0.1.0';
 
@@ -33,8 +45,17 @@ export interface AppOptions {
   log?: Log;
 }
 
+/** The server's Fastify instance, typed by its TypeBox schemas. */
+export type DemoServer = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
 export interface App {
-  app: FastifyInstance;
+  app: DemoServer;
   ctx: ServerContext;
   /** Graceful stop: refuse new requests, let open streams finish (up to the grace period), close the database. */
   stop(graceMs?: number): Promise<void>;
@@ -91,14 +112,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   const { config, key } = options;
   const log = options.log ?? (() => {});
   const tokenizer: Tokenizer = await loadTokenizer('o200k_base');
-  const profile = PROFILES[config.profile];
+  const profile = LAB_PROFILES[config.profile];
   const keys = cacheKeys(profile, config.spec, key);
   const jobs = new JobStore(join(config.dataDir, 'jobs.sqlite'));
   const shutdown = new Shutdown();
-  const auth = new Auth(options.apiToken, { sessionTtlMs: options.uiSessionTtlMs });
-  const servesLoopback = isLoopback(config.host);
   const scheme = createScheme(config.spec, key);
 
+  // Validation stays with Fastify's Ajv (TypeBox schemas are JSON schemas): its errors are what the OpenAI-style
+  // messages are made from.
   const app = Fastify({
     logger: false,
     bodyLimit: config.limits.bodyLimit,
@@ -107,7 +128,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
-  });
+  }).withTypeProvider<TypeBoxTypeProvider>();
 
   const ctx: ServerContext = {
     models: servedModels(options.models, config, key),
@@ -122,15 +143,10 @@ export async function createApp(options: AppOptions): Promise<App> {
     rateLimits: config.rateLimits,
     systemFingerprint: `fp_${createHash('sha256').update(`${keys.teacher}/${keys.students}`).digest('hex').slice(0, 12)}`,
     shutdown,
-    auth,
-    servesLoopback,
+    servesLoopback: isLoopback(config.host),
     port: () => {
       const address = app.server.address();
       return typeof address === 'object' && address !== null ? address.port : config.port;
-    },
-    servingGuard: async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
-      if (!servesLoopback) auth.require(request);
-      return payload;
     },
     jobs,
     runner: new JobRunner(jobs, { radioactivity: radioactivityJob({ scheme }) }, (error) => {
@@ -143,66 +159,17 @@ export async function createApp(options: AppOptions): Promise<App> {
     profile,
   };
 
-  installErrorHandling(app);
-  app.addSchema(errorSchema);
-  app.addHook('onRequest', async (request, reply) => {
-    shutdown.inFlight++;
-    reply.raw.once('close', () => {
-      shutdown.inFlight--;
-    });
-    if (shutdown.closing) {
-      reply.header('connection', 'close');
-      throw new ApiError(503, 'The server is shutting down.', { code: 'server_shutting_down' });
-    }
-    if (config.logRequests)
-      (request as FastifyRequest & { startedAt?: number }).startedAt = performance.now();
+  // Shared by every route (fastify-plugin): error shapes, the shutdown and log hooks, the OpenAPI document,
+  // bearer tokens and rate limits. Then the route groups, each encapsulated.
+  await app.register(errorHandling);
+  await app.register(lifecycle, { shutdown, logRequests: config.logRequests, log });
+  await app.register(docs, { version: VERSION });
+  await app.register(authentication, {
+    auth: new Auth(options.apiToken, { sessionTtlMs: options.uiSessionTtlMs }),
   });
-  if (config.logRequests) {
-    app.addHook('onResponse', async (request, reply) => {
-      const started = (request as FastifyRequest & { startedAt?: number }).startedAt ?? performance.now();
-      log(
-        `${request.method} ${request.url.split('?')[0].slice(0, 120)} ${reply.statusCode} ${(performance.now() - started).toFixed(0)} ms`,
-      );
-    });
-  }
-
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'tracemark demo server',
-        version: VERSION,
-        description:
-          'OpenAI-compatible serving of a watermarked reference model (and its unwatermarked twin and two students), ' +
-          'and the detection and verification API. Routes under /api that score text need a bearer token.',
-      },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
-      tags: [
-        { name: 'serving', description: 'OpenAI-compatible serving (open on loopback)' },
-        { name: 'detection', description: 'Detection and verification (bearer token, rate-limited)' },
-        { name: 'lab', description: 'How the demo models were built' },
-      ],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(rateLimit, {
-    global: false,
-    hook: 'onRequest',
-    keyGenerator: (request) => auth.rateKey(request),
-    errorResponseBuilder: (_request, context) =>
-      new ApiError(
-        429,
-        `Rate limit reached: ${context.max} requests per minute; retry in ${context.after}.`,
-        {
-          code: 'rate_limit_exceeded',
-          headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
-        },
-      ),
-  });
-
-  registerServing(app, ctx);
-  registerApi(app, ctx);
-  registerUi(app, ctx);
+  await app.register(servingRoutes, { prefix: '/v1', ctx });
+  await app.register(apiRoutes, { prefix: '/api', ctx });
+  await app.register(uiRoutes);
   await app.ready();
 
   if (options.startJobs !== false) {

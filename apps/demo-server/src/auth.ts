@@ -1,7 +1,22 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyReply, FastifyRequest, RequestPayload } from 'fastify';
+import fp from 'fastify-plugin';
 import { isLoopback } from './config';
 import { ApiError } from './errors';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The bearer-token checks: the API token and UI sessions. */
+    auth: Auth;
+    /** preParsing hook of the routes that need a bearer token: 401 without a valid one. */
+    requireBearer(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      payload: RequestPayload,
+    ): Promise<RequestPayload>;
+  }
+}
 
 /** The identity a request authenticated as; UI sessions share one identity, hence one rate-limit bucket. */
 export type Identity = 'api-token' | 'ui-session';
@@ -127,3 +142,35 @@ export class Auth {
       this.#sessions.delete(this.#sessions.keys().next().value!);
   }
 }
+
+/**
+ * Bearer tokens and per-identity rate limits. Wrapped with fastify-plugin so that its decorators reach the
+ * route plugins, and the rate limiter (which acts on every route whose config asks for a limit) sees their routes.
+ */
+export const authentication = fp<{ auth: Auth }>(
+  async (app, { auth }) => {
+    app.decorate('auth', auth);
+    app.decorate(
+      'requireBearer',
+      async (request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload) => {
+        auth.require(request);
+        return payload;
+      },
+    );
+    await app.register(rateLimit, {
+      global: false,
+      hook: 'onRequest',
+      keyGenerator: (request) => auth.rateKey(request),
+      errorResponseBuilder: (_request, context) =>
+        new ApiError(
+          429,
+          `Rate limit reached: ${context.max} requests per minute; retry in ${context.after}.`,
+          {
+            code: 'rate_limit_exceeded',
+            headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
+          },
+        ),
+    });
+  },
+  { name: 'tracemark-auth', fastify: '5.x' },
+);

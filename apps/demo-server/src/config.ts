@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LabProfileName } from '@tracemark/lab';
 import { canonicalSpec, parseSpec, type SchemeSpec } from '@tracemark/watermark';
-import type { ProfileName } from './models';
+
+/** The lab profile each TRACEMARK_PROFILE value builds the models from: the documented names stay. */
+const LAB_PROFILE_OF = { full: 'demo', test: 'demo-test' } as const satisfies Record<string, LabProfileName>;
 
 /** The teacher's watermark unless TRACEMARK_SPEC says otherwise. */
 export const DEFAULT_SPEC = {
@@ -49,7 +52,8 @@ export interface Config {
   dataDir: string;
   /** Where built models are cached; default `<dataDir>/models`. */
   modelDir: string;
-  profile: ProfileName;
+  /** The lab profile of the models ('demo', or 'demo-test' for TRACEMARK_PROFILE=test). */
+  profile: LabProfileName;
   spec: SchemeSpec;
   /** The bearer token from TRACEMARK_API_TOKEN, if set. */
   apiToken: string | undefined;
@@ -111,10 +115,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = integer(env, 'PORT', 3000, 0, 65_535);
   const root = repositoryRoot() ?? process.cwd();
   const dataDir = resolve(env.TRACEMARK_DATA_DIR?.trim() || join(root, '.tracemark'));
-  const profile = (env.TRACEMARK_PROFILE?.trim() || 'full') as ProfileName;
-  if (profile !== 'full' && profile !== 'test') {
-    throw new ConfigError(`TRACEMARK_PROFILE must be "full" or "test"; got ${JSON.stringify(profile)}`);
+  const profileName = env.TRACEMARK_PROFILE?.trim() || 'full';
+  if (profileName !== 'full' && profileName !== 'test') {
+    throw new ConfigError(`TRACEMARK_PROFILE must be "full" or "test"; got ${JSON.stringify(profileName)}`);
   }
+  const profile = LAB_PROFILE_OF[profileName];
   let spec: SchemeSpec;
   try {
     spec = parseSpec(env.TRACEMARK_SPEC?.trim() || DEFAULT_SPEC);

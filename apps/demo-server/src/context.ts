@@ -1,11 +1,9 @@
+import type { LabFacts, LabProfile } from '@tracemark/lab';
 import type { Tokenizer } from '@tracemark/verifier';
 import type { Scheme } from '@tracemark/watermark';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Auth } from './auth';
 import type { Limits, RateLimits } from './config';
 import type { ServedModel } from './generate';
 import type { JobRunner, JobStore } from './jobs';
-import type { LabFacts, ModelProfile } from './models';
 import type { TokenBytes } from './text';
 
 /**
@@ -52,6 +50,7 @@ export class Shutdown {
   }
 }
 
+/** What the route plugins are built over; each takes the part it needs. */
 export interface ServerContext {
   models: Map<string, ServedModel>;
   vocabSize: number;
@@ -65,15 +64,12 @@ export interface ServerContext {
   rateLimits: RateLimits;
   systemFingerprint: string;
   shutdown: Shutdown;
-  auth: Auth;
   /** Whether the server listens on loopback only: the serving routes are open and UI sessions available. */
   servesLoopback: boolean;
   /** The port the server listens on (the configured one until it listens). */
   port(): number;
-  /** preParsing hook of the serving routes: open on loopback, the bearer token otherwise. */
-  servingGuard: (request: FastifyRequest, reply: FastifyReply, payload: unknown) => Promise<unknown>;
   jobs: JobStore;
   runner: JobRunner;
   lab: LabFacts;
-  profile: ModelProfile;
+  profile: LabProfile;
 }

@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ErrorBody } from './schemas';
 
 /** OpenAI's error types, plus the one this server adds for authentication. */
 export type ErrorType =
@@ -8,11 +10,6 @@ export type ErrorType =
   | 'not_found_error'
   | 'rate_limit_error'
   | 'server_error';
-
-/** The body of every error response: `{ "error": { "message", "type", "param", "code" } }`. */
-export interface ErrorBody {
-  error: { message: string; type: ErrorType; param: string | null; code: string | null };
-}
 
 /** An error meant for the client: its message is shown as is, so it must never carry secrets. */
 export class ApiError extends Error {
@@ -57,26 +54,6 @@ function typeForStatus(status: number): ErrorType {
 
 export const invalid = (message: string, param: string | null = null, code: string | null = null) =>
   new ApiError(400, message, { param, code });
-
-/** The JSON schema of the error body, for the OpenAPI document and the serialiser. */
-export const errorSchema = {
-  $id: 'Error',
-  type: 'object',
-  description: 'OpenAI-style error body.',
-  properties: {
-    error: {
-      type: 'object',
-      properties: {
-        message: { type: 'string' },
-        type: { type: 'string' },
-        param: { type: ['string', 'null'] },
-        code: { type: ['string', 'null'] },
-      },
-      required: ['message', 'type', 'param', 'code'],
-    },
-  },
-  required: ['error'],
-} as const;
 
 interface AjvError {
   keyword: string;
@@ -203,37 +180,44 @@ export function toApiError(error: FastifyError | ApiError | Error): ApiError {
   return new ApiError(status, fe.message);
 }
 
-/** Installs the error, not-found and JSON-parsing handlers that give every failure the OpenAI shape. */
-export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const api = toApiError(error);
-    if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    for (const [name, value] of Object.entries(api.headers)) reply.header(name, value);
-    reply.code(api.statusCode).type('application/json; charset=utf-8').send(api.body());
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const api = new ApiError(
-      404,
-      `Unknown route: ${request.method} ${request.url.split('?')[0].slice(0, 200)}`,
-      {
-        code: 'unknown_route',
-      },
-    );
-    reply.code(404).send(api.body());
-  });
-  // JSON bodies must be valid UTF-8: a body that is not would otherwise reach the handlers with U+FFFD in it.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
-  // JSON only: a text/plain body gets 415 rather than reaching a schema as a string.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    let text: string;
-    try {
-      text = utf8.decode(body as Buffer);
-    } catch {
-      done(invalid('The request body is not valid UTF-8.', null, 'invalid_utf8'), undefined);
-      return;
-    }
-    parseJson(request, text, done);
-  });
-}
+/**
+ * The error, not-found and JSON-parsing handlers that give every failure the OpenAI shape, and the `Error`
+ * schema the routes' error responses refer to. Wrapped with fastify-plugin: they must hold for every route.
+ */
+export const errorHandling = fp(
+  async (app) => {
+    app.addSchema(ErrorBody);
+    app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const api = toApiError(error);
+      if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+      for (const [name, value] of Object.entries(api.headers)) reply.header(name, value);
+      reply.code(api.statusCode).type('application/json; charset=utf-8').send(api.body());
+    });
+    app.setNotFoundHandler((request, reply) => {
+      const api = new ApiError(
+        404,
+        `Unknown route: ${request.method} ${request.url.split('?')[0].slice(0, 200)}`,
+        {
+          code: 'unknown_route',
+        },
+      );
+      reply.code(404).send(api.body());
+    });
+    // JSON bodies must be valid UTF-8: a body that is not would otherwise reach the handlers with U+FFFD in it.
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    // JSON only: a text/plain body gets 415 rather than reaching a schema as a string.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      let text: string;
+      try {
+        text = utf8.decode(body as Buffer);
+      } catch {
+        done(invalid('The request body is not valid UTF-8.', null, 'invalid_utf8'), undefined);
+        return;
+      }
+      parseJson(request, text, done);
+    });
+  },
+  { name: 'tracemark-errors', fastify: '5.x' },
+);

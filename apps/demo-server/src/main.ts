@@ -2,9 +2,9 @@
  * `pnpm start`: builds (first start) or loads the models, then serves the OpenAI-compatible API, the detection
  * and verification API and the UI. Configuration is by environment; see docs/demo-server.md.
  */
+import { buildModels } from '@tracemark/lab';
 import { createApp } from './app';
 import { ConfigError, readConfig } from './config';
-import { buildModels } from './models';
 import { ensureDataDir, loadApiToken, loadMasterKey, secretWarnings } from './secrets';
 
 const log = (message: string) => {

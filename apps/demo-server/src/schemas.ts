@@ -1,12 +1,19 @@
 /**
- * JSON schemas of every route: they validate requests (Ajv, no type coercion, unknown fields refused),
- * serialise responses (fast-json-stringify: only the listed fields ever leave the server) and make the
- * OpenAPI document at /docs.
+ * Every route's schemas, written once in TypeBox. Each is a plain JSON schema that validates requests (Ajv, no
+ * type coercion, unknown fields refused), serialises responses (fast-json-stringify: only the listed fields
+ * ever leave the server) and makes the OpenAPI document at /docs; the bodies' TypeScript types are derived from
+ * the same schemas (`Static`), and the routes get them through the TypeBox type provider.
  */
+import {
+  type Static,
+  type TObject,
+  type TProperties,
+  type TSchema,
+  type TSchemaOptions,
+  type TUnsafe,
+  Type,
+} from 'typebox';
 import type { Limits } from './config';
-
-const errorResponses = (...codes: number[]) =>
-  Object.fromEntries(codes.map((code) => [code, { description: describeStatus(code), $ref: 'Error#' }]));
 
 function describeStatus(code: number): string {
   return (
@@ -23,96 +30,113 @@ function describeStatus(code: number): string {
   );
 }
 
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-const tokenIds = (maxItems: number) => ({
-  type: 'array',
-  items: { type: 'integer', minimum: 0 },
-  maxItems,
+/** `{ "type": "string", "enum": [...] }`, typed as the union of its values. */
+const StringEnum = <const T extends string[]>(values: readonly [...T], options: TSchemaOptions = {}) =>
+  Type.Enum(values, { type: 'string', ...options });
+
+// Response fields that may be null keep the compact `type: [t, "null"]` form they have always had in the
+// document and the serialiser; TypeBox's own union would write an anyOf.
+const numberOrNull = Type.Unsafe<number | null>({ type: ['number', 'null'] });
+const stringOrNull = Type.Unsafe<string | null>({ type: ['string', 'null'] });
+// A map of numbers, written without the empty `properties` that TypeBox's Object would add to it.
+const numberMap = Type.Unsafe<Record<string, number>>({
+  type: 'object',
+  additionalProperties: Type.Number(),
 });
 
+const tokenIds = (maxItems: number, options: TSchemaOptions = {}) =>
+  Type.Array(Type.Integer({ minimum: 0 }), { maxItems, ...options });
+
+/** The OpenAI-style error body of every failure (registered under `$id` "Error" and referenced as `Error#`). */
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      message: Type.String(),
+      type: Type.String(),
+      param: stringOrNull,
+      code: stringOrNull,
+    }),
+  },
+  { $id: 'Error', description: 'OpenAI-style error body.' },
+);
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** The error responses a route documents; their bodies are `Error#`, typed as such for the route's reply. */
+function errorResponses(...codes: number[]): Record<number, TUnsafe<ErrorBody>> {
+  return Object.fromEntries(
+    codes.map((code) => [
+      code,
+      Type.Unsafe<ErrorBody>({ $ref: 'Error#', description: describeStatus(code) }),
+    ]),
+  );
+}
+
 function samplingProperties(limits: Limits) {
+  const stop = Type.String({ minLength: 1, maxLength: 200 });
   return {
-    model: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 200,
-      description: 'One of the ids from GET /v1/models.',
-    },
-    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
-    top_p: nullable({ type: 'number', minimum: 0, maximum: 1 }),
-    n: nullable({ type: 'integer', minimum: 1, maximum: limits.maxChoices }),
-    stop: nullable({
-      anyOf: [
-        { type: 'string', minLength: 1, maxLength: 200 },
-        { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, maxItems: 4 },
-      ],
-    }),
-    seed: nullable({ type: 'integer' }),
-    max_tokens: nullable({ type: 'integer', minimum: 0 }),
-    stream: nullable({ type: 'boolean' }),
-    stream_options: nullable({
-      type: 'object',
-      properties: { include_usage: { type: 'boolean' } },
-      additionalProperties: false,
-    }),
-    user: { type: 'string', maxLength: 256 },
-    presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-    frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-    logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number' } }),
+    model: Type.String({ minLength: 1, maxLength: 200, description: 'One of the ids from GET /v1/models.' }),
+    temperature: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 2 }))),
+    top_p: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1 }))),
+    n: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: limits.maxChoices }))),
+    stop: Type.Optional(Nullable(Type.Union([stop, Type.Array(stop, { maxItems: 4 })]))),
+    seed: Type.Optional(Nullable(Type.Integer())),
+    max_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
+    stream: Type.Optional(Nullable(Type.Boolean())),
+    stream_options: Type.Optional(
+      Nullable(
+        Type.Object({ include_usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+      ),
+    ),
+    user: Type.Optional(Type.String({ maxLength: 256 })),
+    presence_penalty: Type.Optional(Nullable(Type.Number({ minimum: -2, maximum: 2 }))),
+    frequency_penalty: Type.Optional(Nullable(Type.Number({ minimum: -2, maximum: 2 }))),
+    logit_bias: Type.Optional(Nullable(numberMap)),
   };
 }
 
-const usage = {
-  type: 'object',
-  properties: {
-    prompt_tokens: { type: 'integer' },
-    completion_tokens: { type: 'integer' },
-    total_tokens: { type: 'integer' },
-  },
-  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
-};
+/** What both completion endpoints read; the rest of each body is theirs alone. */
+export type SamplingBody = Static<TObject<ReturnType<typeof samplingProperties>>>;
 
-const topLogprob = {
-  type: 'object',
-  properties: {
-    token: { type: 'string' },
-    logprob: { type: 'number' },
-    bytes: { type: 'array', items: { type: 'integer' } },
-  },
-  required: ['token', 'logprob', 'bytes'],
-};
-
-const chatLogprobs = nullable({
-  type: 'object',
-  properties: {
-    content: {
-      type: 'array',
-      items: {
-        ...topLogprob,
-        properties: { ...topLogprob.properties, top_logprobs: { type: 'array', items: topLogprob } },
-      },
-    },
-    refusal: { type: 'null' },
-  },
+const usage = Type.Object({
+  prompt_tokens: Type.Integer(),
+  completion_tokens: Type.Integer(),
+  total_tokens: Type.Integer(),
 });
 
-const completionLogprobs = nullable({
-  type: 'object',
-  properties: {
-    tokens: { type: 'array', items: { type: 'string' } },
-    token_logprobs: { type: 'array', items: { type: 'number' } },
-    top_logprobs: { type: 'array', items: { type: 'object', additionalProperties: { type: 'number' } } },
-    text_offset: { type: 'array', items: { type: 'integer' } },
-  },
+const topLogprob = Type.Object({
+  token: Type.String(),
+  logprob: Type.Number(),
+  bytes: Type.Array(Type.Integer()),
 });
 
-const streamResponse = (schema: Record<string, unknown>, what: string) => ({
+const chatLogprobs = Nullable(
+  Type.Object({
+    content: Type.Optional(
+      Type.Array(
+        Type.Object({ ...topLogprob.properties, top_logprobs: Type.Optional(Type.Array(topLogprob)) }),
+      ),
+    ),
+    refusal: Type.Optional(Type.Null()),
+  }),
+);
+
+const completionLogprobs = Nullable(
+  Type.Object({
+    tokens: Type.Optional(Type.Array(Type.String())),
+    token_logprobs: Type.Optional(Type.Array(Type.Number())),
+    top_logprobs: Type.Optional(Type.Array(numberMap)),
+    text_offset: Type.Optional(Type.Array(Type.Integer())),
+  }),
+);
+
+const streamResponse = (schema: TSchema, what: string) => ({
   200: {
     description: `${what}; with "stream": true, server-sent events ("data: <chunk JSON>" lines, then "data: [DONE]").`,
     content: {
       'application/json': { schema },
-      'text/event-stream': { schema: { type: 'string' } },
+      'text/event-stream': { schema: Type.String() },
     },
   },
   ...errorResponses(400, 401, 404, 413, 415, 503),
@@ -122,89 +146,100 @@ const streamResponse = (schema: Record<string, unknown>, what: string) => ({
  * The response envelope both completion APIs share; `choice` is what one entry of `choices` carries
  * besides its index and finish reason (all of it required, as OpenAI always sends it, null or not).
  */
-function completionResponse(object: string, choice: Record<string, unknown>) {
-  return {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      object: { type: 'string', enum: [object] },
-      created: { type: 'integer' },
-      model: { type: 'string' },
-      system_fingerprint: { type: 'string' },
-      choices: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: {
-            index: { type: 'integer' },
-            ...choice,
-            finish_reason: { type: 'string', enum: ['stop', 'length'] },
-          },
-          required: ['index', ...Object.keys(choice), 'finish_reason'],
-        },
-      },
-      usage,
-    },
-    required: ['id', 'object', 'created', 'model', 'choices', 'usage'],
-  };
+function completionResponse(object: string, choice: TProperties) {
+  return Type.Object({
+    id: Type.String(),
+    object: StringEnum([object]),
+    created: Type.Integer(),
+    model: Type.String(),
+    system_fingerprint: Type.Optional(Type.String()),
+    choices: Type.Array(
+      Type.Object({ index: Type.Integer(), ...choice, finish_reason: StringEnum(['stop', 'length']) }),
+    ),
+    usage,
+  });
 }
+
+export function completionBody(limits: Limits) {
+  return Type.Object(
+    {
+      ...samplingProperties(limits),
+      prompt: Type.Union(
+        [
+          Type.String({ maxLength: limits.bodyLimit }),
+          Type.Array(Type.String(), { minItems: 1, maxItems: limits.maxPrompts }),
+          tokenIds(100_000, { minItems: 1 }),
+          Type.Array(tokenIds(100_000, { minItems: 1 }), { minItems: 1, maxItems: limits.maxPrompts }),
+        ],
+        {
+          description:
+            'A string, an array of strings, an array of o200k_base token ids, or an array of such arrays.',
+        },
+      ),
+      logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 5 }))),
+      echo: Type.Optional(Nullable(Type.Boolean())),
+      suffix: Type.Optional(Nullable(Type.String())),
+      best_of: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    },
+    { additionalProperties: false },
+  );
+}
+export type CompletionBody = Static<ReturnType<typeof completionBody>>;
 
 export function completionSchema(limits: Limits) {
   const response = completionResponse('text_completion', {
-    text: { type: 'string' },
+    text: Type.String(),
     logprobs: completionLogprobs,
   });
   return {
     summary: 'Create a completion (OpenAI legacy completions)',
     tags: ['serving'],
-    body: {
-      type: 'object',
-      required: ['model', 'prompt'],
-      additionalProperties: false,
-      properties: {
-        ...samplingProperties(limits),
-        prompt: {
-          description:
-            'A string, an array of strings, an array of o200k_base token ids, or an array of such arrays.',
-          anyOf: [
-            { type: 'string', maxLength: limits.bodyLimit },
-            { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: limits.maxPrompts },
-            { ...tokenIds(100_000), minItems: 1 },
-            {
-              type: 'array',
-              items: { ...tokenIds(100_000), minItems: 1 },
-              minItems: 1,
-              maxItems: limits.maxPrompts,
-            },
-          ],
-        },
-        logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
-        echo: nullable({ type: 'boolean' }),
-        suffix: nullable({ type: 'string' }),
-        best_of: nullable({ type: 'integer', minimum: 1 }),
-      },
-    },
+    body: completionBody(limits),
     response: streamResponse(response, 'The completion'),
   };
 }
 
-export function chatSchema(limits: Limits) {
-  const textPart = {
-    type: 'object',
-    required: ['type', 'text'],
-    properties: { type: { type: 'string', enum: ['text'] }, text: { type: 'string' } },
-    additionalProperties: false,
-  };
-  const response = completionResponse('chat.completion', {
-    message: {
-      type: 'object',
-      properties: {
-        role: { type: 'string', enum: ['assistant'] },
-        content: { type: 'string' },
-        refusal: { type: 'null' },
-      },
-      required: ['role', 'content', 'refusal'],
+const textPart = Type.Object(
+  { type: StringEnum(['text']), text: Type.String() },
+  { additionalProperties: false },
+);
+
+export function chatBody(limits: Limits) {
+  return Type.Object(
+    {
+      ...samplingProperties(limits),
+      messages: Type.Array(
+        Type.Object(
+          {
+            role: StringEnum(['system', 'developer', 'user', 'assistant']),
+            content: Type.Optional(
+              Nullable(Type.Union([Type.String(), Type.Array(textPart, { maxItems: 64 })])),
+            ),
+            name: Type.Optional(Type.String({ maxLength: 256 })),
+          },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, maxItems: 256 },
+      ),
+      max_completion_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
+      logprobs: Type.Optional(Nullable(Type.Boolean())),
+      top_logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
+      response_format: Type.Optional(
+        Nullable(Type.Object({ type: StringEnum(['text']) }, { additionalProperties: false })),
+      ),
     },
+    { additionalProperties: false },
+  );
+}
+export type ChatBody = Static<ReturnType<typeof chatBody>>;
+
+export function chatSchema(limits: Limits) {
+  const response = completionResponse('chat.completion', {
+    message: Type.Object({
+      role: StringEnum(['assistant']),
+      content: Type.String(),
+      refusal: Type.Null(),
+    }),
     logprobs: chatLogprobs,
   });
   return {
@@ -212,64 +247,23 @@ export function chatSchema(limits: Limits) {
     description:
       'The messages are joined into one prompt (their text contents, separated by blank lines) that the n-gram model continues.',
     tags: ['serving'],
-    body: {
-      type: 'object',
-      required: ['model', 'messages'],
-      additionalProperties: false,
-      properties: {
-        ...samplingProperties(limits),
-        messages: {
-          type: 'array',
-          minItems: 1,
-          maxItems: 256,
-          items: {
-            type: 'object',
-            required: ['role'],
-            properties: {
-              role: { type: 'string', enum: ['system', 'developer', 'user', 'assistant'] },
-              content: nullable({
-                anyOf: [{ type: 'string' }, { type: 'array', items: textPart, maxItems: 64 }],
-              }),
-              name: { type: 'string', maxLength: 256 },
-            },
-            additionalProperties: false,
-          },
-        },
-        max_completion_tokens: nullable({ type: 'integer', minimum: 0 }),
-        logprobs: nullable({ type: 'boolean' }),
-        top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
-        response_format: nullable({
-          type: 'object',
-          required: ['type'],
-          properties: { type: { type: 'string', enum: ['text'] } },
-          additionalProperties: false,
-        }),
-      },
-    },
+    body: chatBody(limits),
     response: streamResponse(response, 'The chat completion'),
   };
 }
 
-const model = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    object: { type: 'string', enum: ['model'] },
-    created: { type: 'integer' },
-    owned_by: { type: 'string' },
-  },
-  required: ['id', 'object', 'created', 'owned_by'],
-};
+const model = Type.Object({
+  id: Type.String(),
+  object: StringEnum(['model']),
+  created: Type.Integer(),
+  owned_by: Type.String(),
+});
 
 export const modelsSchema = {
   summary: 'List the served models',
   tags: ['serving'],
   response: {
-    200: {
-      type: 'object',
-      properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: model } },
-      required: ['object', 'data'],
-    },
+    200: Type.Object({ object: StringEnum(['list']), data: Type.Array(model) }),
     ...errorResponses(401),
   },
 };
@@ -277,92 +271,88 @@ export const modelsSchema = {
 export const modelSchema = {
   summary: 'Retrieve one served model',
   tags: ['serving'],
-  params: {
-    type: 'object',
-    properties: { model: { type: 'string', maxLength: 200 } },
-    required: ['model'],
-  },
+  params: Type.Object({ model: Type.String({ maxLength: 200 }) }),
   response: { 200: model, ...errorResponses(401, 404) },
 };
 
-const nullLaw = {
-  type: 'object',
-  properties: { kind: { type: 'string' }, p: { type: 'number' }, trials: { type: 'integer' } },
-  required: ['kind'],
-};
+const nullLaw = Type.Object({
+  kind: Type.String(),
+  p: Type.Optional(Type.Number()),
+  trials: Type.Optional(Type.Integer()),
+});
 
-const spec = {
-  type: 'object',
-  description: "The teacher's scheme spec: public, no secret (pass it to the verifier with your key).",
-  additionalProperties: true,
-  properties: { scheme: { type: 'string' }, vocabSize: { type: 'integer' } },
-  required: ['scheme', 'vocabSize'],
-};
-
-const detectionResult = {
-  type: 'object',
-  properties: {
-    scheme: { type: 'string' },
-    spec,
-    keyFingerprint: { type: 'string', description: "Fingerprint of the scheme's derived key." },
-    masterFingerprint: { type: 'string' },
-    nullLaw,
-    pValue: { type: 'number', description: 'Exact p-value (may underflow to 0: read log10PValue).' },
-    log10PValue: { type: 'number' },
-    zScore: { type: 'number' },
-    tokens: { type: 'integer' },
-    scored: { type: 'integer' },
-    scoreSum: { type: 'number' },
-    dedup: { type: 'string' },
-    bestWindow: nullable({
-      type: 'object',
-      properties: {
-        start: { type: 'integer' },
-        end: { type: 'integer' },
-        startChar: { type: 'integer' },
-        endChar: { type: 'integer' },
-        scored: { type: 'integer' },
-        scoreSum: { type: 'number' },
-        pValue: { type: 'number' },
-        log10PValue: { type: 'number' },
-        correctedPValue: { type: 'number' },
-        correctedLog10PValue: { type: 'number' },
-        zScore: { type: 'number' },
-        windowsTried: { type: 'integer' },
-      },
-    }),
-    perToken: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          index: { type: 'integer' },
-          tokenId: { type: 'integer' },
-          start: { type: 'integer', description: 'UTF-16 offset of the token in the text.' },
-          end: { type: 'integer' },
-          text: { type: 'string' },
-          score: { type: ['number', 'null'] },
-          counted: { type: 'boolean' },
-          reason: { type: 'string', enum: ['context', 'duplicate', 'prompt-window', 'eos'] },
-        },
-        required: ['index', 'tokenId', 'start', 'end', 'text', 'score', 'counted'],
-      },
-    },
+const spec = Type.Object(
+  { scheme: Type.String(), vocabSize: Type.Integer() },
+  {
+    description: "The teacher's scheme spec: public, no secret (pass it to the verifier with your key).",
+    additionalProperties: true,
   },
-  required: [
-    'scheme',
-    'spec',
-    'keyFingerprint',
-    'pValue',
-    'log10PValue',
-    'zScore',
-    'tokens',
-    'scored',
-    'perToken',
-  ],
-};
+);
+
+const detectionResult = Type.Object({
+  scheme: Type.String(),
+  spec,
+  keyFingerprint: Type.String({ description: "Fingerprint of the scheme's derived key." }),
+  masterFingerprint: Type.Optional(Type.String()),
+  nullLaw: Type.Optional(nullLaw),
+  pValue: Type.Number({ description: 'Exact p-value (may underflow to 0: read log10PValue).' }),
+  log10PValue: Type.Number(),
+  zScore: Type.Number(),
+  tokens: Type.Integer(),
+  scored: Type.Integer(),
+  scoreSum: Type.Optional(Type.Number()),
+  dedup: Type.Optional(Type.String()),
+  bestWindow: Type.Optional(
+    Nullable(
+      Type.Object({
+        start: Type.Optional(Type.Integer()),
+        end: Type.Optional(Type.Integer()),
+        startChar: Type.Optional(Type.Integer()),
+        endChar: Type.Optional(Type.Integer()),
+        scored: Type.Optional(Type.Integer()),
+        scoreSum: Type.Optional(Type.Number()),
+        pValue: Type.Optional(Type.Number()),
+        log10PValue: Type.Optional(Type.Number()),
+        correctedPValue: Type.Optional(Type.Number()),
+        correctedLog10PValue: Type.Optional(Type.Number()),
+        zScore: Type.Optional(Type.Number()),
+        windowsTried: Type.Optional(Type.Integer()),
+      }),
+    ),
+  ),
+  perToken: Type.Array(
+    Type.Object({
+      index: Type.Integer(),
+      tokenId: Type.Integer(),
+      start: Type.Integer({ description: 'UTF-16 offset of the token in the text.' }),
+      end: Type.Integer(),
+      text: Type.String(),
+      score: numberOrNull,
+      counted: Type.Boolean(),
+      // Every reason the verifier's type allows (the route's typed reply fails to compile when it adds one).
+      reason: Type.Optional(StringEnum(['context', 'duplicate', 'prompt-window', 'eos', 'filtered'])),
+    }),
+  ),
+});
 
 const bearer = [{ bearerAuth: [] }];
+
+export function detectBody(limits: Limits) {
+  return Type.Object(
+    {
+      text: Type.Optional(Type.String({ minLength: 1, maxLength: limits.maxDetectChars })),
+      tokens: Type.Optional(tokenIds(limits.maxDetectTokens, { minItems: 1 })),
+      prompt: Type.Optional(
+        Type.Union([Type.String({ maxLength: limits.maxDetectChars }), tokenIds(limits.maxDetectTokens)], {
+          description: 'The prompt (text or token ids): context windows that occur in it are not scored.',
+        }),
+      ),
+      dedup: Type.Optional(StringEnum(['pair', 'context', 'none'])),
+    },
+    { additionalProperties: false },
+  );
+}
+export type DetectBody = Static<ReturnType<typeof detectBody>>;
 
 export function detectSchema(limits: Limits) {
   return {
@@ -371,79 +361,79 @@ export function detectSchema(limits: Limits) {
       'Needs the bearer token and is rate-limited: an open detector that reports per-token scores lets anyone learn the green lists.',
     tags: ['detection'],
     security: bearer,
-    body: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        text: { type: 'string', minLength: 1, maxLength: limits.maxDetectChars },
-        tokens: { ...tokenIds(limits.maxDetectTokens), minItems: 1 },
-        prompt: {
-          description: 'The prompt (text or token ids): context windows that occur in it are not scored.',
-          anyOf: [{ type: 'string', maxLength: limits.maxDetectChars }, tokenIds(limits.maxDetectTokens)],
-        },
-        dedup: { type: 'string', enum: ['pair', 'context', 'none'] },
-      },
-    },
+    body: detectBody(limits),
     response: { 200: detectionResult, ...errorResponses(400, 401, 413, 415, 429) },
   };
 }
 
-const job = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    object: { type: 'string', enum: ['tracemark.job'] },
-    kind: { type: 'string' },
-    state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] },
-    createdAt: { type: 'integer' },
-    updatedAt: { type: 'integer' },
-    model: { type: ['string', 'null'] },
-    samples: { type: 'integer' },
-    result: nullable({
-      type: 'object',
-      description: "The verifier's radioactivity result (Sander et al. 2024, closed-model test).",
-      properties: {
-        scheme: { type: 'string' },
-        spec,
-        keyFingerprint: { type: 'string' },
-        masterFingerprint: { type: 'string' },
-        nullLaw,
-        pValue: { type: 'number' },
-        log10PValue: { type: 'number' },
-        zScore: { type: 'number' },
-        seen: { type: 'integer' },
-        scored: { type: 'integer' },
-        scoreSum: { type: 'number' },
-        skipped: {
-          type: 'object',
-          properties: {
-            context: { type: 'integer' },
-            duplicate: { type: 'integer' },
-            promptWindow: { type: 'integer' },
-            filtered: { type: 'integer' },
-          },
-        },
-        samples: { type: 'integer' },
-        trajectory: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: { scored: { type: 'integer' }, log10PValue: { type: 'number' } },
-            required: ['scored', 'log10PValue'],
-          },
-        },
+const job = Type.Object({
+  id: Type.String(),
+  object: StringEnum(['tracemark.job']),
+  kind: Type.String(),
+  state: StringEnum(['queued', 'running', 'succeeded', 'failed']),
+  createdAt: Type.Integer(),
+  updatedAt: Type.Integer(),
+  model: Type.Optional(stringOrNull),
+  samples: Type.Optional(Type.Integer()),
+  result: Nullable(
+    Type.Object(
+      {
+        scheme: Type.Optional(Type.String()),
+        spec: Type.Optional(spec),
+        keyFingerprint: Type.Optional(Type.String()),
+        masterFingerprint: Type.Optional(Type.String()),
+        nullLaw: Type.Optional(nullLaw),
+        pValue: Type.Optional(Type.Number()),
+        log10PValue: Type.Optional(Type.Number()),
+        zScore: Type.Optional(Type.Number()),
+        seen: Type.Optional(Type.Integer()),
+        scored: Type.Optional(Type.Integer()),
+        scoreSum: Type.Optional(Type.Number()),
+        skipped: Type.Optional(
+          Type.Object({
+            context: Type.Optional(Type.Integer()),
+            duplicate: Type.Optional(Type.Integer()),
+            promptWindow: Type.Optional(Type.Integer()),
+            filtered: Type.Optional(Type.Integer()),
+          }),
+        ),
+        samples: Type.Optional(Type.Integer()),
+        trajectory: Type.Optional(
+          Type.Array(Type.Object({ scored: Type.Integer(), log10PValue: Type.Number() })),
+        ),
       },
-    }),
-    error: nullable({
-      type: 'object',
-      properties: { message: { type: 'string' }, code: { type: ['string', 'null'] } },
-    }),
-  },
-  required: ['id', 'object', 'kind', 'state', 'createdAt', 'updatedAt', 'result', 'error'],
-};
+      { description: "The verifier's radioactivity result (Sander et al. 2024, closed-model test)." },
+    ),
+  ),
+  error: Nullable(Type.Object({ message: Type.Optional(Type.String()), code: Type.Optional(stringOrNull) })),
+});
+
+/** A job as the API shows it. */
+export type JobView = Static<typeof job>;
+
+export function verifyBody(limits: Limits) {
+  const ids = tokenIds(limits.maxVerifyTokens);
+  return Type.Object(
+    {
+      model: Type.Optional(
+        Type.String({ maxLength: 200, description: 'A label for the suspect (stored with the job).' }),
+      ),
+      samples: Type.Array(
+        Type.Object(
+          { prompt: Type.Union([Type.String(), ids]), output: Type.Union([Type.String(), ids]) },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, maxItems: limits.maxVerifySamples },
+      ),
+      maxScored: Type.Optional(Type.Integer({ minimum: 1 })),
+      trajectoryPointsPerDecade: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+    },
+    { additionalProperties: false },
+  );
+}
+export type VerifyBody = Static<ReturnType<typeof verifyBody>>;
 
 export function verifySchema(limits: Limits) {
-  const ids = tokenIds(limits.maxVerifyTokens);
   return {
     summary: 'Start a radioactivity test of a suspect model from its outputs',
     description:
@@ -451,34 +441,7 @@ export function verifySchema(limits: Limits) {
       "verifier's radioactivityTest: each (context, token) pair once, prompt windows dropped. Returns a job to poll.",
     tags: ['detection'],
     security: bearer,
-    body: {
-      type: 'object',
-      required: ['samples'],
-      additionalProperties: false,
-      properties: {
-        model: {
-          type: 'string',
-          maxLength: 200,
-          description: 'A label for the suspect (stored with the job).',
-        },
-        samples: {
-          type: 'array',
-          minItems: 1,
-          maxItems: limits.maxVerifySamples,
-          items: {
-            type: 'object',
-            required: ['prompt', 'output'],
-            additionalProperties: false,
-            properties: {
-              prompt: { anyOf: [{ type: 'string' }, ids] },
-              output: { anyOf: [{ type: 'string' }, ids] },
-            },
-          },
-        },
-        maxScored: { type: 'integer', minimum: 1 },
-        trajectoryPointsPerDecade: { type: 'integer', minimum: 1, maximum: 32 },
-      },
-    },
+    body: verifyBody(limits),
     response: { 202: job, ...errorResponses(400, 401, 413, 415, 429) },
   };
 }
@@ -487,61 +450,43 @@ export const jobSchema = {
   summary: 'State and result of a job',
   tags: ['detection'],
   security: bearer,
-  params: {
-    type: 'object',
-    properties: { id: { type: 'string', maxLength: 100 } },
-    required: ['id'],
-  },
+  params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
   response: { 200: job, ...errorResponses(401, 404, 429) },
 };
 
 export const infoSchema = {
-  summary: "The master key's fingerprint and the teacher's scheme spec",
-  description: 'Public: an investigator verifies with this spec and the key. The key itself is never served.',
+  summary: "The master key's fingerprint, the teacher's scheme spec and the lab profile of the served models",
+  description:
+    'Public: an investigator verifies with this spec and the key. The key itself is never served. `labProfile` ' +
+    "names the @tracemark/lab profile whose distillation pipeline built the teacher and the students (GET /api/lab has the profile's facts).",
   tags: ['detection'],
-  response: {
-    200: {
-      type: 'object',
-      properties: { keyFingerprint: { type: 'string' }, spec },
-      required: ['keyFingerprint', 'spec'],
-    },
-  },
+  response: { 200: Type.Object({ keyFingerprint: Type.String(), spec, labProfile: Type.String() }) },
 };
 
 export const labSchema = {
   summary: 'How the served models were built, and probe prompts for an investigator',
   tags: ['lab'],
   response: {
-    200: {
-      type: 'object',
-      properties: {
-        profile: { type: 'string' },
-        keyFingerprint: { type: 'string' },
-        models: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: {
-              id: { type: 'string' },
-              role: { type: 'string' },
-              watermarked: { type: 'boolean' },
-              description: { type: 'string' },
-              order: { type: 'integer' },
-              trainedTokens: { type: 'integer' },
-              teacherShare: { type: 'number' },
-            },
-            required: ['id', 'role', 'watermarked', 'description', 'order', 'trainedTokens', 'teacherShare'],
-          },
-        },
-        distillation: {
-          type: 'object',
-          additionalProperties: true,
-          properties: { share: { type: 'number' }, teacherTokens: { type: 'integer' } },
-        },
-        probePrompts: { type: 'array', items: { type: 'string' } },
-      },
-      required: ['profile', 'keyFingerprint', 'models', 'distillation', 'probePrompts'],
-    },
+    200: Type.Object({
+      profile: Type.String(),
+      keyFingerprint: Type.String(),
+      models: Type.Array(
+        Type.Object({
+          id: Type.String(),
+          role: Type.String(),
+          watermarked: Type.Boolean(),
+          description: Type.String(),
+          order: Type.Integer(),
+          trainedTokens: Type.Integer(),
+          teacherShare: Type.Number(),
+        }),
+      ),
+      distillation: Type.Object(
+        { share: Type.Optional(Type.Number()), teacherTokens: Type.Optional(Type.Integer()) },
+        { additionalProperties: true },
+      ),
+      probePrompts: Type.Array(Type.String()),
+    }),
   },
 };
 
@@ -553,15 +498,7 @@ export const uiSessionSchema = {
     'share one rate-limit budget.',
   tags: ['detection'],
   response: {
-    200: {
-      type: 'object',
-      properties: {
-        token: { type: 'string' },
-        expiresAt: { type: 'integer' },
-        expiresIn: { type: 'integer' },
-      },
-      required: ['token', 'expiresAt', 'expiresIn'],
-    },
+    200: Type.Object({ token: Type.String(), expiresAt: Type.Integer(), expiresIn: Type.Integer() }),
     ...errorResponses(403, 429),
   },
 };
@@ -569,11 +506,5 @@ export const uiSessionSchema = {
 export const healthSchema = {
   summary: 'Liveness',
   tags: ['lab'],
-  response: {
-    200: {
-      type: 'object',
-      properties: { status: { type: 'string' }, models: { type: 'array', items: { type: 'string' } } },
-      required: ['status', 'models'],
-    },
-  },
+  response: { 200: Type.Object({ status: Type.String(), models: Type.Array(Type.String()) }) },
 };

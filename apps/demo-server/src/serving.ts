@@ -1,47 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import type { ServerContext } from './context';
 import { ApiError, invalid } from './errors';
 import { ChoiceRun, type FinishReason, runChoices, type ServedModel, type TokenLogprob } from './generate';
-import { chatSchema, completionSchema, modelSchema, modelsSchema } from './schemas';
+import {
+  type ChatBody,
+  type CompletionBody,
+  chatSchema,
+  completionSchema,
+  modelSchema,
+  modelsSchema,
+  type SamplingBody,
+} from './schemas';
 
 /** Default `max_tokens`: OpenAI's 16 for completions; for chat (no model limit here) a page of text. */
 export const DEFAULT_COMPLETION_TOKENS = 16;
 export const DEFAULT_CHAT_TOKENS = 256;
 
-interface SamplingBody {
-  model: string;
-  temperature?: number | null;
-  top_p?: number | null;
-  n?: number | null;
-  stop?: string | string[] | null;
-  seed?: number | null;
-  max_tokens?: number | null;
-  stream?: boolean | null;
-  stream_options?: { include_usage?: boolean } | null;
-  user?: string;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  logit_bias?: Record<string, number> | null;
-}
-
-interface CompletionBody extends SamplingBody {
-  prompt: string | string[] | number[] | number[][];
-  logprobs?: number | null;
-  echo?: boolean | null;
-  suffix?: string | null;
-  best_of?: number | null;
-}
-
-type ContentPart = { type: 'text'; text: string };
-
-interface ChatBody extends SamplingBody {
-  messages: { role: string; content?: string | ContentPart[] | null; name?: string }[];
-  max_completion_tokens?: number | null;
-  logprobs?: boolean | null;
-  top_logprobs?: number | null;
-}
+/** What the serving routes need of the server. */
+export type ServingContext = Pick<
+  ServerContext,
+  'models' | 'vocabSize' | 'encode' | 'bytes' | 'limits' | 'systemFingerprint' | 'shutdown' | 'servesLoopback'
+>;
 
 /** What both endpoints resolve a request to. */
 interface Plan {
@@ -60,7 +42,7 @@ interface Plan {
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(15).toString('base64url')}`;
 
-function resolveModel(ctx: ServerContext, id: string): ServedModel {
+function resolveModel(ctx: ServingContext, id: string): ServedModel {
   const model = ctx.models.get(id);
   if (model === undefined) {
     throw new ApiError(
@@ -73,7 +55,7 @@ function resolveModel(ctx: ServerContext, id: string): ServedModel {
 }
 
 function commonPlan(
-  ctx: ServerContext,
+  ctx: ServingContext,
   body: SamplingBody,
   maxTokensParam: string,
   maxTokens: number | null | undefined,
@@ -124,7 +106,7 @@ function commonPlan(
   };
 }
 
-function checkBudget(ctx: ServerContext, plan: Plan): void {
+function checkBudget(ctx: ServingContext, plan: Plan): void {
   const requested = plan.prompts.length * plan.n * plan.maxTokens;
   if (requested > ctx.limits.maxRequestTokens) {
     throw invalid(
@@ -135,7 +117,7 @@ function checkBudget(ctx: ServerContext, plan: Plan): void {
   }
 }
 
-function validIds(ctx: ServerContext, ids: number[], param: string): number[] {
+function validIds(ctx: ServingContext, ids: number[], param: string): number[] {
   const vocab = ctx.vocabSize;
   for (const id of ids) {
     if (id >= vocab)
@@ -148,7 +130,14 @@ function validIds(ctx: ServerContext, ids: number[], param: string): number[] {
   return ids;
 }
 
-function completionPlan(ctx: ServerContext, body: CompletionBody): Plan {
+type PromptList = Exclude<CompletionBody['prompt'], string>;
+
+// The schema has checked every element: the first one tells which of the array forms a prompt is.
+const isTexts = (prompt: PromptList): prompt is string[] =>
+  prompt.length > 0 && typeof prompt[0] === 'string';
+const isIds = (prompt: PromptList): prompt is number[] => prompt.length > 0 && typeof prompt[0] === 'number';
+
+function completionPlan(ctx: ServingContext, body: CompletionBody): Plan {
   if (body.echo === true)
     throw invalid('echo is not supported by this server.', 'echo', 'unsupported_parameter');
   if (body.suffix != null && body.suffix !== '')
@@ -164,11 +153,9 @@ function completionPlan(ctx: ServerContext, body: CompletionBody): Plan {
   const prompt = body.prompt;
   let prompts: number[][];
   if (typeof prompt === 'string') prompts = [ctx.encode(prompt)];
-  else if (prompt.length > 0 && typeof prompt[0] === 'string')
-    prompts = (prompt as string[]).map((p) => ctx.encode(p));
-  else if (prompt.length > 0 && typeof prompt[0] === 'number')
-    prompts = [validIds(ctx, prompt as number[], 'prompt')];
-  else prompts = (prompt as number[][]).map((ids, i) => validIds(ctx, ids, `prompt[${i}]`));
+  else if (isTexts(prompt)) prompts = prompt.map((p) => ctx.encode(p));
+  else if (isIds(prompt)) prompts = [validIds(ctx, prompt, 'prompt')];
+  else prompts = prompt.map((ids, i) => validIds(ctx, ids, `prompt[${i}]`));
   const plan: Plan = { ...common, prompts, logprobs: body.logprobs ?? null };
   checkBudget(ctx, plan);
   return plan;
@@ -182,7 +169,7 @@ export function chatPromptText(messages: ChatBody['messages']): string {
     .join('\n\n');
 }
 
-function chatPlan(ctx: ServerContext, body: ChatBody): Plan {
+function chatPlan(ctx: ServingContext, body: ChatBody): Plan {
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const common = commonPlan(
     ctx,
@@ -203,7 +190,7 @@ function chatPlan(ctx: ServerContext, body: ChatBody): Plan {
   return plan;
 }
 
-function makeChoices(ctx: ServerContext, plan: Plan): ChoiceRun[] {
+function makeChoices(ctx: ServingContext, plan: Plan): ChoiceRun[] {
   const logits = new Float32Array(ctx.vocabSize);
   const runs: ChoiceRun[] = [];
   plan.prompts.forEach((prompt, p) => {
@@ -237,7 +224,7 @@ function usageOf(plan: Plan, runs: ChoiceRun[]) {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-function chatLogprobs(ctx: ServerContext, entries: TokenLogprob[]) {
+function chatLogprobs(ctx: ServingContext, entries: TokenLogprob[]) {
   const item = (id: number, logprob: number) => ({
     token: ctx.bytes.piece(id),
     logprob,
@@ -252,7 +239,7 @@ function chatLogprobs(ctx: ServerContext, entries: TokenLogprob[]) {
   };
 }
 
-function completionLogprobs(ctx: ServerContext, entries: TokenLogprob[]) {
+function completionLogprobs(ctx: ServingContext, entries: TokenLogprob[]) {
   return {
     tokens: entries.map((e) => ctx.bytes.piece(e.id)),
     token_logprobs: entries.map((e) => e.logprob),
@@ -270,7 +257,7 @@ function clientGone(reply: FastifyReply): boolean {
 
 type Kind = 'chat' | 'completion';
 
-async function respond(ctx: ServerContext, reply: FastifyReply, kind: Kind, plan: Plan) {
+async function respond(ctx: ServingContext, reply: FastifyReply, kind: Kind, plan: Plan) {
   const runs = makeChoices(ctx, plan);
   const id = newId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
   const created = Math.floor(Date.now() / 1000);
@@ -410,33 +397,29 @@ async function respond(ctx: ServerContext, reply: FastifyReply, kind: Kind, plan
   return reply.send(Readable.from(events(), { objectMode: false }));
 }
 
-export function registerServing(app: FastifyInstance, ctx: ServerContext): void {
-  const guard = ctx.servingGuard;
-  app.get('/v1/models', { schema: modelsSchema, preParsing: guard }, async () => ({
-    object: 'list',
+/**
+ * The OpenAI-compatible routes, registered under `/v1`. Open on loopback, as a local inference server's are;
+ * anywhere else they need the bearer token.
+ */
+export const servingRoutes: FastifyPluginAsyncTypebox<{ ctx: ServingContext }> = async (app, { ctx }) => {
+  if (!ctx.servesLoopback) app.addHook('preParsing', app.requireBearer);
+  app.get('/models', { schema: modelsSchema }, async () => ({
+    object: 'list' as const,
     data: [...ctx.models.values()].map((m) => ({
       id: m.id,
-      object: 'model',
+      object: 'model' as const,
       created: m.created,
       owned_by: 'tracemark',
     })),
   }));
-  app.get<{ Params: { model: string } }>(
-    '/v1/models/:model',
-    { schema: modelSchema, preParsing: guard },
-    async (request) => {
-      const m = resolveModel(ctx, request.params.model);
-      return { id: m.id, object: 'model', created: m.created, owned_by: 'tracemark' };
-    },
+  app.get('/models/:model', { schema: modelSchema }, async (request) => {
+    const m = resolveModel(ctx, request.params.model);
+    return { id: m.id, object: 'model' as const, created: m.created, owned_by: 'tracemark' };
+  });
+  app.post('/completions', { schema: completionSchema(ctx.limits) }, async (request, reply) =>
+    respond(ctx, reply, 'completion', completionPlan(ctx, request.body)),
   );
-  app.post<{ Body: CompletionBody }>(
-    '/v1/completions',
-    { schema: completionSchema(ctx.limits), preParsing: guard },
-    async (request, reply) => respond(ctx, reply, 'completion', completionPlan(ctx, request.body)),
+  app.post('/chat/completions', { schema: chatSchema(ctx.limits) }, async (request, reply) =>
+    respond(ctx, reply, 'chat', chatPlan(ctx, request.body)),
   );
-  app.post<{ Body: ChatBody }>(
-    '/v1/chat/completions',
-    { schema: chatSchema(ctx.limits), preParsing: guard },
-    async (request, reply) => respond(ctx, reply, 'chat', chatPlan(ctx, request.body)),
-  );
-}
+};

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ServerContext } from './context';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 
 /** The UI's files: plain HTML, CSS and an ES module, served as they are (no build step). */
 const FILES: Record<string, { file: string; type: string }> = {
@@ -27,7 +26,8 @@ export function publicDir(): string {
   return fileURLToPath(new URL('../public/', import.meta.url));
 }
 
-export function registerUi(app: FastifyInstance, _ctx: ServerContext): void {
+/** The page and its two files, read once at start; hidden from the OpenAPI document. */
+export const uiRoutes: FastifyPluginAsync = async (app) => {
   const dir = publicDir();
   const contents = new Map<string, Buffer>();
   for (const [route, { file }] of Object.entries(FILES)) contents.set(route, readFileSync(`${dir}${file}`));
@@ -43,4 +43,4 @@ export function registerUi(app: FastifyInstance, _ctx: ServerContext): void {
     app.get(route, { schema: { hide: true } }, async (_request, reply) => send(route, reply));
   }
   app.get('/favicon.ico', { schema: { hide: true } }, async (_request, reply) => reply.code(204).send());
-}
+};

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildModels, type ModelSet } from '@tracemark/lab';
 import { MasterKey } from '@tracemark/watermark';
 import { type App, createApp } from '../src/app';
 import { type Config, readConfig } from '../src/config';
-import { buildModels, type ModelSet } from '../src/models';
 
 /** A fixed key for tests, so that the test-profile students (which depend on it) are cached across runs. */
 export const TEST_KEY_HEX = '5e'.repeat(32);
@@ -17,7 +17,9 @@ export const testKey = () => MasterKey.parse(TEST_KEY_HEX);
 let models: Promise<ModelSet> | undefined;
 
 export function testModels(): Promise<ModelSet> {
-  models ??= buildModels({ profile: 'test', key: testKey(), spec: readConfig({}).spec, modelDir: MODEL_DIR });
+  // The profile and spec the test servers run with (TRACEMARK_PROFILE=test).
+  const { profile, spec } = readConfig({ TRACEMARK_PROFILE: 'test' });
+  models ??= buildModels({ profile, key: testKey(), spec, modelDir: MODEL_DIR });
   return models;
 }
 

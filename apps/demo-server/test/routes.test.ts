@@ -321,8 +321,10 @@ describe('detection API', () => {
 
   it('serves the fingerprint and the public spec, and the lab facts', async () => {
     const info = (await call('GET', '/api/info')).json();
-    expect(Object.keys(info).sort()).toEqual(['keyFingerprint', 'spec']);
+    expect(Object.keys(info).sort()).toEqual(['keyFingerprint', 'labProfile', 'spec']);
     expect(info.keyFingerprint).toMatch(/^tm1:[0-9a-f]{16}$/);
+    // The served students came from this lab profile (the test server builds 'demo-test').
+    expect(info.labProfile).toBe('demo-test');
     expect(info.spec).toMatchObject({
       scheme: 'kgw',
       vocabSize: 200019,
@@ -331,6 +333,7 @@ describe('detection API', () => {
       contextWidth: 1,
     });
     const lab = (await call('GET', '/api/lab')).json();
+    expect(lab.profile).toBe(info.labProfile);
     expect(lab.distillation.share).toBe(0.3);
     expect(lab.probePrompts.length).toBeGreaterThan(8);
     expect(lab.models.find((m: { id: string }) => m.id === 'tracemark-student-distilled').teacherShare).toBe(

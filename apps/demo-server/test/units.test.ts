@@ -5,76 +5,13 @@ import { createScheme, MasterKey } from '@tracemark/watermark';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, readConfig } from '../src/config';
 import { ChoiceRun, type ServedModel } from '../src/generate';
-import { supportOf } from '../src/models';
 import { loadApiToken, loadMasterKey } from '../src/secrets';
-import { SupportBiasScheme } from '../src/support-bias';
 import { StreamDecoder, TokenBytes } from '../src/text';
 import { tempDir, testKey, testModels } from './helpers';
 
 const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-describe('SupportBiasScheme', () => {
-  it("biases exactly as the scheme's own full-vocabulary call, from the cache too", async () => {
-    const { teacher } = await testModels();
-    const spec = { scheme: 'kgw', vocabSize: 200_019, gamma: 0.25, delta: 2, contextWidth: 1 };
-    const plain = createScheme(spec, testKey());
-    const cached = new SupportBiasScheme(createScheme(spec, testKey()), supportOf(teacher));
-    const context = teacher.encode('The Queen said to the Hatter, and the');
-    for (let end = 1; end <= context.length; end++) {
-      for (let round = 0; round < 2; round++) {
-        const sequence = context.slice(0, end);
-        const a = teacher.logits(sequence);
-        const b = teacher.logits(sequence);
-        plain.biasLogits!(sequence, a);
-        cached.biasLogits(sequence, b);
-        expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
-      }
-    }
-    expect(cached.hits).toBeGreaterThan(0);
-    expect(cached.score(context, 3)).toBe(plain.score(context, 3));
-    // Detection through the wrapper is the inner scheme's: batched scores, and the keys it de-duplicates on.
-    const positions = Int32Array.from(context.slice(1).map((_, j) => j + 1));
-    const [viaWrapper, viaInner] = [new Float64Array(positions.length), new Float64Array(positions.length)];
-    cached.scoreMany?.(Uint32Array.from(context), positions, positions.length, viaWrapper);
-    plain.scoreMany?.(Uint32Array.from(context), positions, positions.length, viaInner);
-    expect(Array.from(viaWrapper)).toEqual(Array.from(viaInner));
-    expect(Array.from(viaInner)).toEqual(Array.from(positions, (i) => plain.score(context, i)));
-    const minHash = createScheme({ ...spec, contextWidth: 3, hashing: 'min' }, testKey());
-    const wrappedMin = new SupportBiasScheme(minHash, supportOf(teacher));
-    const [a, b] = [new Uint32Array(2), new Uint32Array(2)];
-    wrappedMin.inputKey?.(context, 5, a);
-    minHash.inputKey?.(context, 5, b);
-    expect(wrappedMin.inputKey).toBeDefined();
-    expect(Array.from(a)).toEqual(Array.from(b));
-    expect(cached.inputKey).toBeUndefined();
-    expect(SupportBiasScheme.applies(createScheme({ scheme: 'gumbel', vocabSize: 200_019 }, testKey()))).toBe(
-      false,
-    );
-    expect(SupportBiasScheme.applies(createScheme({ ...spec, hashing: 'self' }, testKey()))).toBe(false);
-  });
-
-  it('is exact for a support too large for 16-bit positions', () => {
-    const spec = { scheme: 'kgw', vocabSize: 200_019, gamma: 0.25, delta: 2, contextWidth: 1 };
-    const support = Int32Array.from({ length: 70_000 }, (_, i) => 2 * i);
-    const plain = createScheme(spec, testKey());
-    const cached = new SupportBiasScheme(createScheme(spec, testKey()), support);
-    const row = () => {
-      const logits = new Float32Array(200_019).fill(Number.NEGATIVE_INFINITY);
-      for (const t of support) logits[t] = (t % 97) / 10;
-      return logits;
-    };
-    for (const context of [[5], [77], [5]]) {
-      const a = row();
-      const b = row();
-      plain.biasLogits!(context, a);
-      cached.biasLogits(context, b);
-      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
-    }
-    expect(cached.hits).toBe(1);
-  });
 });
 
 describe('incremental decoding', () => {

@@ -17,14 +17,6 @@ export {
   FALLBACK_DISCOUNTS,
   modifiedKneserNeyDiscounts,
 } from './discounts';
-export {
-  type GeneratedSample,
-  type GenerateOptions,
-  generateSamples,
-  type StudentMix,
-  studentDocuments,
-  trainStudent,
-} from './distill';
 export { NgramError, type NgramErrorCode } from './errors';
 export { MODEL_FORMAT_VERSION, MODEL_MAGIC } from './format';
 export { type ModelInfo, NgramModel, type PerplexityResult } from './model';

@@ -1,36 +1,20 @@
-import {
-  KeySet64,
-  type NullLaw,
-  type Scheme,
-  type SchemeSpec,
-  shortWindowKeyHi,
-  shortWindowKeyLo,
-  windowKey,
-} from '@tracemark/watermark';
+import { KeySet64, type NullLaw, type Scheme } from '@tracemark/watermark';
 import { fail, VerifierError } from './errors';
-import { followsPromptWindow, promptWindows } from './prompt-windows';
-import { binomialUpperTail, gammaUpperTail, holmAdjustLog10, type TailProbability } from './stats/index';
-
-/**
- * Which repetitions are scored once:
- *  - 'pair' (default): each PRF input once: (window, token) for LeftHash, (winning window token, token) for
- *    MinHash and SelfHash (`Scheme.inputKey`). Repeated text cannot add evidence, and under H0 the scored
- *    inputs are distinct, hence independent.
- *  - 'context': each context seed once (the first token after it), stricter.
- *  - 'none': every token, as most reference detectors do; repeated text then inflates the evidence.
- */
-export type Dedup = 'pair' | 'context' | 'none';
-
-/** Why a token did not count. */
-export type SkipReason = 'context' | 'duplicate' | 'prompt-window' | 'eos';
-
-/** Per-token status codes: 0 counted, else 1 + the index of the skip reason. */
-const SKIP_REASONS: SkipReason[] = ['context', 'duplicate', 'prompt-window', 'eos'];
-const STATUS_COUNTED = 0;
-const STATUS_CONTEXT = 1;
-const STATUS_DUPLICATE = 2;
-const STATUS_PROMPT_WINDOW = 3;
-const STATUS_EOS = 4;
+import { nullTail, zScore } from './null-law';
+import { schemeIdentity, type TestResult } from './result';
+import { holmAdjustLog10, type TailProbability } from './stats/index';
+import {
+  type Dedup,
+  markPositions,
+  promptWindows,
+  SKIP_REASONS,
+  type SkipReason,
+  STATUS_COUNTED,
+  STATUS_DUPLICATE,
+  STATUS_EOS,
+  STATUS_PROMPT_WINDOW,
+  scorePositions,
+} from './tape';
 
 export interface TokenEntry {
   index: number;
@@ -62,38 +46,10 @@ export interface WindowResult {
   windowsTried: number;
 }
 
-/** Which scheme and key a result is about; no secret, only fingerprints. */
-export interface SchemeIdentity {
-  scheme: string;
-  spec: SchemeSpec;
-  keyFingerprint: string;
-  masterFingerprint: string;
-  tenant?: string;
-  nullLaw: NullLaw;
-}
-
-export function schemeIdentity(scheme: Scheme): SchemeIdentity {
-  return {
-    scheme: scheme.spec.scheme,
-    spec: scheme.spec as SchemeSpec,
-    keyFingerprint: scheme.keyFingerprint,
-    masterFingerprint: scheme.masterFingerprint,
-    ...(scheme.tenant === undefined ? {} : { tenant: scheme.tenant }),
-    nullLaw: scheme.nullLaw,
-  };
-}
-
-/** The one result type of every detector, whatever the scheme. */
-export interface DetectionResult extends SchemeIdentity {
-  /** Exact upper-tail p-value of the score sum under the null law. */
-  pValue: number;
-  log10PValue: number;
-  /** (sum − mean) / sd under H0: a convenience, never the test. */
-  zScore: number;
-  /** Tokens seen, and those that counted. */
+/** The result of text detection: the one result type of every test, with the text's own fields. */
+export interface DetectionResult extends TestResult {
+  /** Tokens seen (`scored` of them counted). */
   tokens: number;
-  scored: number;
-  scoreSum: number;
   dedup: Dedup;
   bestWindow: WindowResult | null;
   /** With several keys: Holm-adjusted p-values across the keys. */
@@ -159,7 +115,7 @@ function detectOne(input: ArrayLike<number>, scheme: Scheme, options: DetectOpti
   const counted = new Int32Array(n);
   const m = markTokens(input, scheme, options, dedup, ids, status, counted);
   const countedScores = new Float64Array(m);
-  scoreMany(scheme, ids, counted, m, countedScores);
+  scorePositions(scheme, ids, counted, m, countedScores);
   let sum = 0;
   for (let j = 0; j < m; j++) sum += countedScores[j];
   const tail = nullTail(scheme.nullLaw, sum, m);
@@ -197,47 +153,16 @@ function markTokens(
   counted: Int32Array,
 ): number {
   const n = input.length;
-  const h = scheme.contextWidth;
   const end = readTokens(input, ids, scheme.vocabSize, options.eosTokenId);
   // The end-of-sequence id and everything after it: kept for per-token entries, never scored.
   status.fill(STATUS_EOS, end, n);
-  status.fill(STATUS_CONTEXT, 0, Math.min(h, end));
-  const promptKeys = promptWindows(options.prompt, h);
-  if (dedup === 'none' && promptKeys === null) {
-    let m = 0;
-    for (let i = h; i < end; i++) counted[m++] = i;
-    return m;
-  }
-  const seen = dedup === 'none' ? null : new KeySet64(expectedKeys(end));
-  const key = new Uint32Array(2);
-  // The de-duplication key is the window ids[i + keyEnd − keyLength .. i + keyEnd) unless the scheme
-  // says otherwise; a window of at most two tokens (h ≤ 1) is keyed in line, in a loop of its own, since
-  // the generic call costs as much as the set look-up itself.
-  const keyLength = dedup === 'pair' ? h + 1 : h;
-  const keyEnd = dedup === 'pair' ? 1 : 0;
-  const plainKey = dedup === 'pair' ? scheme.inputKey === undefined : scheme.contextKey === undefined;
-  let m = 0;
-  if (seen !== null && promptKeys === null && plainKey && keyLength <= 2) {
-    for (let i = h; i < end; i++) {
-      const fresh = seen.add(
-        shortWindowKeyLo(ids, i + keyEnd, keyLength),
-        shortWindowKeyHi(ids, i + keyEnd, keyLength),
-      );
-      if (fresh) counted[m++] = i;
-      else status[i] = STATUS_DUPLICATE;
-    }
-    return m;
-  }
-  for (let i = h; i < end; i++) {
-    if (promptKeys !== null && followsPromptWindow(promptKeys, ids, i, h, key)) {
-      status[i] = STATUS_PROMPT_WINDOW;
-    } else if (seen !== null && !addKey(seen, scheme, ids, i, dedup, key)) {
-      status[i] = STATUS_DUPLICATE;
-    } else {
-      counted[m++] = i;
-    }
-  }
-  return m;
+  const rule = {
+    dedup,
+    promptKeys: promptWindows(options.prompt, scheme.contextWidth),
+    seen: dedup === 'none' ? null : new KeySet64(expectedKeys(end)),
+  };
+  const skipped = { context: 0, duplicate: 0, promptWindow: 0, filtered: 0 };
+  return markPositions(ids, 0, end, scheme, rule, counted, status, skipped);
 }
 
 /**
@@ -274,84 +199,6 @@ function readTokens(
  */
 function expectedKeys(n: number): number {
   return Math.min(n, (1 << 16) + (n >>> 2), 1 << 21);
-}
-
-function addKey(
-  seen: KeySet64,
-  scheme: Scheme,
-  ids: Uint32Array,
-  i: number,
-  dedup: Dedup,
-  key: Uint32Array,
-): boolean {
-  dedupKey(scheme, ids, i, dedup, key);
-  return seen.add(key[0], key[1]);
-}
-
-/** Scores of `ids[positions[j]]` into `out[j]`. */
-function scoreMany(
-  scheme: Scheme,
-  ids: Uint32Array,
-  positions: Int32Array,
-  count: number,
-  out: Float64Array,
-): void {
-  if (scheme.scoreMany) scheme.scoreMany(ids, positions, count, out);
-  else for (let j = 0; j < count; j++) out[j] = scheme.score(ids, positions[j]);
-}
-
-/**
- * The key a position is de-duplicated on: what determines its score ('pair') or its seed ('context'), as
- * the scheme defines it. For MinHash and SelfHash that is the winning window token, not the whole window:
- * two windows that share it give equal scores, which must not count twice.
- */
-export function dedupKey(
-  scheme: Scheme,
-  ids: ArrayLike<number>,
-  i: number,
-  dedup: Dedup,
-  out: Uint32Array,
-): void {
-  const h = scheme.contextWidth;
-  if (dedup === 'pair') {
-    if (scheme.inputKey) scheme.inputKey(ids, i, out);
-    else windowKey(ids, i - h, i + 1, out);
-  } else if (scheme.contextKey) {
-    scheme.contextKey(ids, i, out);
-  } else {
-    windowKey(ids, i - h, i, out);
-  }
-}
-
-/** Exact upper tail of a sum of `scored` scores under the null law. */
-export function nullTail(law: NullLaw, sum: number, scored: number): TailProbability {
-  if (scored === 0) return { p: 1, log10p: 0 };
-  switch (law.kind) {
-    case 'bernoulli':
-      return binomialUpperTail(Math.round(sum), scored, law.p);
-    case 'binomial':
-      return binomialUpperTail(Math.round(sum), law.trials * scored, law.p);
-    case 'exponential':
-      return gammaUpperTail(sum, scored);
-  }
-}
-
-/** Mean and variance of one score under the null law. */
-export function nullMoments(law: NullLaw): { mean: number; variance: number } {
-  switch (law.kind) {
-    case 'bernoulli':
-      return { mean: law.p, variance: law.p * (1 - law.p) };
-    case 'binomial':
-      return { mean: law.trials * law.p, variance: law.trials * law.p * (1 - law.p) };
-    case 'exponential':
-      return { mean: 1, variance: 1 };
-  }
-}
-
-export function zScore(law: NullLaw, sum: number, scored: number): number {
-  if (scored === 0) return 0;
-  const { mean, variance } = nullMoments(law);
-  return (sum - scored * mean) / Math.sqrt(scored * variance);
 }
 
 /**
@@ -454,7 +301,7 @@ function tokenEntries(
   for (let i = 0; i < n; i++)
     if (status[i] === STATUS_DUPLICATE || status[i] === STATUS_PROMPT_WINDOW) others[o++] = i;
   const otherScores = new Float64Array(o);
-  scoreMany(scheme, ids, others, o, otherScores);
+  scorePositions(scheme, ids, others, o, otherScores);
   const entries: TokenEntry[] = new Array(n);
   let j = 0;
   o = 0;

@@ -11,7 +11,8 @@ export type VerifierErrorCode =
   | 'E_TOKENIZER_FILE'
   | 'E_KEY_FILE'
   | 'E_USAGE'
-  | 'E_INPUT';
+  | 'E_INPUT'
+  | 'E_NOT_BUILT';
 
 export class VerifierError extends Error {
   readonly code: VerifierErrorCode;

@@ -1,32 +1,36 @@
 export {
+  CONTROL_CONTEXT,
+  controlMasterKey,
+  controlTenant,
+  labelUniform,
+  parseTenantList,
+} from './controls';
+export {
   DEFAULT_WINDOW_SIZES,
-  type Dedup,
   type DetectionResult,
   type DetectOptions,
   detectTokens,
-  nullMoments,
-  nullTail,
-  type SchemeIdentity,
-  type SkipReason,
-  schemeIdentity,
   type TokenEntry,
   type WindowResult,
   windowStep,
-  zScore,
 } from './detect';
 export { assertScorable, type DetectTextOptions, detectText } from './detect-text';
 export { VerifierError, type VerifierErrorCode } from './errors';
+export { decodeUtf8, jsonArgument, readStdin, readTextFile } from './files';
 export { formatPValue } from './format';
 export { detectInterop, type InteropDetection } from './interop';
-export { formatKeyFile, parseKeyText, readKeyFile, writeKeyFile } from './keyfile';
 export {
-  LAB_SCHEMES,
-  type LabOptions,
-  type LabReport,
-  type LabRow,
-  runLab,
-  writeLabOutputs,
-} from './lab/index';
+  type ControlReport,
+  DEFAULT_CONTROLS,
+  type InvestigateOptions,
+  type InvestigateResult,
+  investigate,
+  MIN_CONTROLS,
+  type TenantReport,
+} from './investigate';
+export { formatKeyFile, parseKeyText, readKeyFile, writeKeyFile } from './keyfile';
+export { type Job as MultiKeyJob, type KeyRequest, scoreBatch, scoreKeys } from './multikey';
+export { nullMoments, nullTail, randomizedPValue, zScore } from './null-law';
 export {
   exactBinomialPower,
   normalApproximation,
@@ -35,16 +39,12 @@ export {
   type PowerResult,
   requiredTokens,
 } from './power';
-export type { ProbeParameters, RetryEvent } from './probe/client';
-export { type ProbePrompt, parsePromptBank, promptId } from './probe/prompts';
 export {
-  buildWindowFilter,
   type RadioactivityOptions,
   type RadioactivityResult,
+  radioactivityTape,
   radioactivityTest,
-  type SuspectSample,
   type TrajectoryPoint,
-  type WindowFilter,
 } from './radioactivity';
 export {
   type CheckResult,
@@ -58,9 +58,13 @@ export {
   signEvidence,
 } from './report/bundle';
 export { escapeHtml, type HighlightedSample, renderReportHtml } from './report/html';
-export { parseVerifySummary, type VerifySummary } from './report/input';
-export { createScorer, type ScanConfig, type ScanRecord } from './scan/score';
-export { corpusDocuments, type ScanDocument } from './scan/sources';
+export {
+  type OwnerFilterSummary,
+  parseVerifySummary,
+  type SampleText,
+  type VerifySummary,
+} from './report/input';
+export { type SchemeIdentity, schemeIdentity, type TestResult, testResult } from './result';
 export {
   DEFAULT_PRIOR_STRENGTH,
   EProcess,
@@ -69,20 +73,21 @@ export {
   sequentialTest,
 } from './sequential';
 export * from './stats/index';
-// Probe and store types only: the classes load better-sqlite3 and openai, which `tracemark probe` and
-// `tracemark verify` import on demand, so that importing the verifier never loads a native module.
-export type { ProbeApi, ResponseRecord, RunRecord, StoredResponse } from './store/index';
-export { customTokenizer, type Encoding, loadTokenizer, type Tokenizer } from './tokenizers/index';
-export type { VerifyReport } from './verify/cli';
 export {
-  type ControlReport,
-  DEFAULT_CONTROLS,
-  type InvestigateOptions,
-  type InvestigateResult,
-  investigate,
-  randomizedPValue,
-  type TenantReport,
-} from './verify/investigate';
-export { controlMasterKey, parseTenantList } from './verify/keys';
-export { scoreKeys } from './verify/multikey';
-export { CountedTape, tapeIsKeyIndependent } from './verify/tape';
+  buildWindowFilter,
+  CountedTape,
+  type CountingRule,
+  type Dedup,
+  dedupKey,
+  markPositions,
+  promptWindows,
+  type SkipCounts,
+  type SkipReason,
+  type SuspectSample,
+  type TapeCounts,
+  type TapeOptions,
+  tapeIsKeyIndependent,
+  type WindowFilter,
+} from './tape';
+export { customTokenizer, type Encoding, loadTokenizer, type Tokenizer } from './tokenizers/index';
+export { builtWorker, createWorkerPool, type WorkerPoolOptions } from './workers';

@@ -10,18 +10,23 @@ import {
   hfApproxPValue,
   type InteropSchemeName,
   type LmwKgwScheme,
+  type NullLaw,
+  type Scheme,
   type SynthIdInteropBase,
   WatermarkError,
 } from '@tracemark/watermark';
-import { binomialUpperTail, normalUpperTail, type TailProbability } from './stats/index';
+import { schemeIdentity, type TestResult, testResult } from './result';
+import { normalUpperTail } from './stats/index';
 
-interface InteropDetectionBase {
+/**
+ * The one result type, with the reference detector's own fields beside it. `pValue` is tracemark's exact
+ * upper tail of `scoreSum` (green count or g-value sum) over `scored` tokens under `nullLaw`; `zScore` is the
+ * reference detector's.
+ */
+interface InteropDetectionBase extends TestResult {
   scheme: InteropSchemeName;
   /** Tokens that counted (KGW: scored n-grams; SynthID: n-grams left by the masks; windowed: the window). */
   numTokensScored: number;
-  /** tracemark's exact upper-tail p-value (see each variant for its null law). */
-  pValue: number;
-  log10PValue: number;
 }
 
 export interface KgwInteropDetection extends InteropDetectionBase {
@@ -86,8 +91,9 @@ function checkIds(ids: ArrayLike<number>): void {
   }
 }
 
-function tail(t: TailProbability): { pValue: number; log10PValue: number } {
-  return { pValue: t.p, log10PValue: t.log10p };
+/** The exact test of an interop detector's count under the null law its p-value uses. */
+function exactTest(scheme: Scheme, nullLaw: NullLaw, sum: number, scored: number): TestResult {
+  return testResult({ ...schemeIdentity(scheme), nullLaw }, sum, scored);
 }
 
 /**
@@ -100,13 +106,14 @@ export function detectInterop(ids: ArrayLike<number>, spec: unknown): InteropDet
   switch (scheme.spec.scheme) {
     case 'hf-kgw': {
       const d = (scheme as HfKgwScheme).detect(ids);
+      // Exact: green count ~ Binomial(scored, G/V) when every scored n-gram gets an independent seed.
+      const law: NullLaw = { kind: 'bernoulli', p: d.nullGreenProbability };
       return {
+        ...exactTest(scheme, law, d.numGreenTokens, d.numTokensScored),
         scheme: 'hf-kgw',
         numTokensScored: d.numTokensScored,
         numGreenTokens: d.numGreenTokens,
         zScore: d.zScore,
-        // Exact: green count ~ Binomial(scored, G/V) when every scored n-gram gets an independent seed.
-        ...tail(binomialUpperTail(d.numGreenTokens, d.numTokensScored, d.nullGreenProbability)),
         hfPValue: hfApproxPValue(d.zScore),
         nullGreenProbability: d.nullGreenProbability,
         greenTokenMask: Array.from(d.greenTokenMask, (g) => g === 1),
@@ -114,13 +121,14 @@ export function detectInterop(ids: ArrayLike<number>, spec: unknown): InteropDet
     }
     case 'lmw-kgw': {
       const d = (scheme as LmwKgwScheme).detect(ids);
-      const exact = binomialUpperTail(d.numGreenTokens, d.numTokensScored, d.nullGreenProbability);
+      const law: NullLaw = { kind: 'bernoulli', p: d.nullGreenProbability };
+      const exact = exactTest(scheme, law, d.numGreenTokens, d.numTokensScored);
       const result: LmwKgwInteropDetection = {
+        ...exact,
         scheme: 'lmw-kgw',
         numTokensScored: d.numTokensScored,
         numGreenTokens: d.numGreenTokens,
         zScore: d.zScore,
-        ...tail(exact),
         lmwPValue: normalUpperTail(d.zScore).p,
         nullGreenProbability: d.nullGreenProbability,
         greenTokenMask: Array.from(d.greenTokenMask, (g) => g === 1),
@@ -129,7 +137,10 @@ export function detectInterop(ids: ArrayLike<number>, spec: unknown): InteropDet
         // The best window is chosen by its score, so its own p-value is optimistic; the corrected one is not.
         result.bestWindow = d.bestWindow;
         result.windowsTried = d.windowsTried;
-        result.correctedPValue = Math.min(1, 10 ** Math.min(0, exact.log10p + Math.log10(d.windowsTried)));
+        result.correctedPValue = Math.min(
+          1,
+          10 ** Math.min(0, exact.log10PValue + Math.log10(d.windowsTried)),
+        );
       }
       return result;
     }
@@ -140,12 +151,11 @@ export function detectInterop(ids: ArrayLike<number>, spec: unknown): InteropDet
       const trials = d.numTokensScored * d.depth;
       // Exact tail of the g-value sum: Binomial(depth · scored, p) with p = the table's mean for hf-synthid
       // (its g-values are table entries at uniform positions under H0) and ½ for synthid-text (hash bits).
-      const exact =
-        trials === 0 ? { p: 1, log10p: 0 } : binomialUpperTail(d.gValueSum, trials, d.nullGValueProbability);
+      const law: NullLaw = { kind: 'binomial', trials: d.depth, p: d.nullGValueProbability };
       return {
+        ...exactTest(scheme, law, d.gValueSum, d.numTokensScored),
         scheme: synthid.spec.scheme,
         numTokensScored: d.numTokensScored,
-        ...tail(exact),
         mean: d.mean,
         weightedMean: d.weightedMean,
         gValueSum: d.gValueSum,

@@ -1,9 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { binomialUpperTail, exactBinomialPower, normalQuantileUpper, requiredTokens } from '../src/index';
-
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 
 /** The smallest n with power ≥ target, by brute force over every n with a fresh critical-value search. */
 function bruteForce(gamma: number, p1: number, alpha: number, power: number): number {
@@ -48,23 +44,5 @@ describe('requiredTokens', () => {
     expect(() => requiredTokens({ gamma: 0.25, effect: 0.8, alpha: 1e-6, power: 0.9 })).toThrow(/effect/);
     expect(() => requiredTokens({ gamma: 0.25, effect: 1e-7, alpha: 1e-6, power: 0.9 })).toThrow(/too small/);
     expect(() => requiredTokens({ gamma: 0.25, effect: 0.01, alpha: 0, power: 0.9 })).toThrow(/alpha/);
-  });
-});
-
-describe('tracemark power', () => {
-  const run = (args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', CLI, 'power', ...args], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-
-  it('prints the exact figure and the labelled normal approximation, or one error line', () => {
-    const ok = run(['--gamma', '0.25', '--effect', '0.01', '--alpha', '1e-6', '--power', '0.9']);
-    expect(ok.status).toBe(0);
-    expect(ok.stdout).toMatch(/exact\s+69,043 scored tokens/);
-    expect(ok.stdout).toMatch(/normal\s+68,667 scored tokens\s+\(normal approximation/);
-    const bad = run(['--effect', 'x']);
-    expect(bad.status).toBe(2);
-    expect(bad.stderr.trim().split('\n')).toEqual(['tracemark: --effect must be a number; got x']);
   });
 });

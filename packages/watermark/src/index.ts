@@ -24,7 +24,14 @@ export {
   sampleCategorical,
   topKIndices,
 } from './sampler';
-export type { NullLaw, Scheme } from './scheme';
+export {
+  type KeyIdentity,
+  type NullLaw,
+  type Scheme,
+  SchemeBase,
+  type SchemeTraits,
+  type WindowGreenList,
+} from './scheme';
 export { GUMBEL_DEFAULTS, GumbelScheme, type GumbelSpec } from './schemes/gumbel';
 export { KGW_DEFAULTS, KgwScheme, type KgwSpec } from './schemes/kgw';
 export { SYNTHID_DEFAULTS, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
@@ -38,3 +45,4 @@ export {
 } from './session';
 export { type SipKey, sipHash24, sipHash24Word, sipHash24Words, sipKey } from './siphash';
 export { canonicalJson, MAX_CONTEXT_WIDTH, MAX_VOCAB_SIZE, SPEC_VERSION } from './spec';
+export { SupportBiasScheme } from './support-bias';

@@ -42,6 +42,13 @@ export interface Scheme<S extends BaseSpec = BaseSpec> {
   ): void;
 
   /**
+   * Logit-bias schemes whose green list after a window is a function of that window alone (KGW with left or
+   * min hashing, Unigram, the reference lefthash schemes); absent where a candidate seeds its own list
+   * (SelfHash) or the bias is not a constant added to green tokens. SupportBiasScheme relies on it.
+   */
+  readonly windowGreen?: WindowGreenList;
+
+  /**
    * Choose the next token among the candidates. Logit-bias schemes sample the (already biased)
    * distribution with `uniform`; distortion-free schemes let the keyed randomness decide.
    */
@@ -73,4 +80,59 @@ export interface Scheme<S extends BaseSpec = BaseSpec> {
    * with distinct keys have independent scores under H0. Without it, (window, token) is the key.
    */
   inputKey?(sequence: ArrayLike<number>, index: number, out: Uint32Array): void;
+}
+
+/**
+ * The green list of a logit-bias scheme whose bias depends on the window only: `biasLogits(sequence, …)` adds
+ * `delta` to the logit of every candidate that `green(sequence, …)` marks and changes no other logit, so a
+ * caller that finds the green candidates itself and adds `delta` to them gets the very same float32 bits.
+ */
+export interface WindowGreenList {
+  /** The bias `biasLogits` adds to each green candidate's logit. */
+  readonly delta: number;
+  /**
+   * Sets `out[i]` to 1 when token `ids[i]` (i < count) is green after the last `contextWidth` tokens of
+   * `sequence`, else to 0, and returns how many are green. Candidates sorted by id are cheapest.
+   */
+  green(sequence: ArrayLike<number>, ids: ArrayLike<number>, count: number, out: Uint8Array): number;
+}
+
+/** What a scheme reports about its key: SchemeKey has these fields; interop schemes describe their spec's key. */
+export interface KeyIdentity {
+  readonly fingerprint: string;
+  readonly masterFingerprint: string;
+  readonly tenant: string | undefined;
+}
+
+/** The identity fields that a scheme fixes itself, beside its spec and key. */
+export interface SchemeTraits {
+  readonly contextWidth: number;
+  readonly distortionFree: boolean;
+  readonly nullLaw: NullLaw;
+}
+
+/**
+ * The identity fields of a Scheme, filled once from the spec, the scheme's traits and its key, so that every
+ * scheme (native, interop, wrapper) declares them in one place and in one order.
+ */
+export abstract class SchemeBase<S extends BaseSpec = BaseSpec> {
+  readonly spec: S;
+  readonly vocabSize: number;
+  readonly contextWidth: number;
+  readonly distortionFree: boolean;
+  readonly nullLaw: NullLaw;
+  readonly keyFingerprint: string;
+  readonly masterFingerprint: string;
+  readonly tenant: string | undefined;
+
+  protected constructor(spec: S, traits: SchemeTraits, key: KeyIdentity) {
+    this.spec = spec;
+    this.vocabSize = spec.vocabSize;
+    this.contextWidth = traits.contextWidth;
+    this.distortionFree = traits.distortionFree;
+    this.nullLaw = traits.nullLaw;
+    this.keyFingerprint = key.fingerprint;
+    this.masterFingerprint = key.masterFingerprint;
+    this.tenant = key.tenant;
+  }
 }

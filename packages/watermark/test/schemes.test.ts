@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  canonicalSpec,
+  createInteropScheme,
   createRng,
   createScheme,
   GenerationBatch,
@@ -8,7 +10,10 @@ import {
   MasterKey,
   Sampler,
   type Scheme,
+  SchemeBase,
+  SchemeKey,
 } from '../src/index';
+import { interopFingerprint } from '../src/interop/common';
 
 const key = MasterKey.parse('42'.repeat(32));
 const V = 500;
@@ -251,5 +256,53 @@ describe('candidate sets from the caller', () => {
       expect(() => session.nextFromCandidates(ids, logits, count)).toThrow(message);
     }
     expect(session.tokens).toEqual([1]);
+  });
+});
+
+describe('identity fields', () => {
+  it('come from the spec, the scheme and its key, in one shared base', () => {
+    const native: [Record<string, unknown>, Scheme['nullLaw'], boolean, number][] = [
+      [{ scheme: 'kgw', vocabSize: V, contextWidth: 2 }, { kind: 'bernoulli', p: 0.25 }, false, 2],
+      [{ scheme: 'unigram', vocabSize: V }, { kind: 'bernoulli', p: 0.25 }, false, 0],
+      [{ scheme: 'gumbel', vocabSize: V, contextWidth: 3 }, { kind: 'exponential' }, true, 3],
+      [{ scheme: 'synthid', vocabSize: V, depth: 7 }, { kind: 'binomial', trials: 7, p: 0.5 }, true, 4],
+    ];
+    for (const [spec, nullLaw, distortionFree, contextWidth] of native) {
+      const scheme = createScheme(spec, key, { tenant: 'acme' });
+      const derived = new SchemeKey(key, canonicalSpec(spec), 'acme');
+      expect(scheme).toBeInstanceOf(SchemeBase);
+      expect(scheme.spec.vocabSize).toBe(V);
+      expect([scheme.vocabSize, scheme.contextWidth, scheme.distortionFree, scheme.nullLaw]).toEqual([
+        V,
+        contextWidth,
+        distortionFree,
+        nullLaw,
+      ]);
+      expect([scheme.keyFingerprint, scheme.masterFingerprint, scheme.tenant]).toEqual([
+        derived.fingerprint,
+        key.fingerprint,
+        'acme',
+      ]);
+    }
+    const interop: [Record<string, unknown>, number, boolean][] = [
+      [{ scheme: 'hf-kgw', vocabSize: V, contextWidth: 3, seedingScheme: 'selfhash' }, 2, false],
+      [{ scheme: 'lmw-kgw', vocabSize: V, seedingScheme: 'minhash' }, 4, false],
+      [{ scheme: 'synthid-text', vocabSize: V, keys: [1, 2, 3], ngramLen: 3 }, 2, true],
+      [{ scheme: 'hf-synthid', vocabSize: V, keys: [1, 2], samplingTableSize: 64 }, 4, true],
+    ];
+    for (const [spec, contextWidth, distortionFree] of interop) {
+      const scheme = createInteropScheme(spec);
+      expect(scheme).toBeInstanceOf(SchemeBase);
+      expect([scheme.vocabSize, scheme.contextWidth, scheme.distortionFree]).toEqual([
+        V,
+        contextWidth,
+        distortionFree,
+      ]);
+      expect([scheme.keyFingerprint, scheme.masterFingerprint, scheme.tenant]).toEqual([
+        interopFingerprint(String(spec.scheme), scheme.spec),
+        `interop:${spec.scheme}`,
+        undefined,
+      ]);
+    }
   });
 });

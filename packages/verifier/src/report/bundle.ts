@@ -258,7 +258,7 @@ export function checkEvidence(value: unknown, key: MasterKey, source = 'the bund
   return { valid: false, reason, ...result };
 }
 
-/** SHA-256 of a text's UTF-8 bytes, in hex: how responses and samples are named in a bundle. */
-export function sha256Hex(text: string): string {
-  return bytesToHex(sha256(utf8ToBytes(text)));
+/** SHA-256 in hex of bytes, or of a text's UTF-8 bytes: how responses and samples are named in evidence. */
+export function sha256Hex(data: Uint8Array | string): string {
+  return bytesToHex(sha256(typeof data === 'string' ? utf8ToBytes(data) : data));
 }

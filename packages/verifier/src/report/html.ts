@@ -1,6 +1,6 @@
 import type { DetectionResult } from '../detect';
-import { nullMoments } from '../detect';
 import { formatPValue } from '../format';
+import { nullMoments } from '../null-law';
 import type { EvidenceBundle } from './bundle';
 
 /** A stored output with its detection (per-token entries with character offsets). */

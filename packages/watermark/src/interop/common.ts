@@ -3,6 +3,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { fail } from '../errors';
 import { lowbias32 } from '../mix';
+import type { KeyIdentity } from '../scheme';
 import { canonicalJson } from '../spec';
 
 /**
@@ -12,6 +13,15 @@ import { canonicalJson } from '../spec';
 export function interopFingerprint(scheme: string, spec: unknown): string {
   const digest = sha256(utf8ToBytes(`tracemark/interop/v1\0${canonicalJson(spec)}`));
   return `${scheme}:${bytesToHex(digest.subarray(0, 8))}`;
+}
+
+/** The key identity of an interop scheme: its spec's fingerprint, under the master name `interop:<scheme>`. */
+export function interopKey(scheme: string, spec: unknown): KeyIdentity {
+  return {
+    fingerprint: interopFingerprint(scheme, spec),
+    masterFingerprint: `interop:${scheme}`,
+    tenant: undefined,
+  };
 }
 
 /** Checks one token id against the vocabulary, with the position in the message. */

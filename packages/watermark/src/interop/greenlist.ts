@@ -125,6 +125,24 @@ export function biasGreen(
   }
 }
 
+/** WindowGreenList.green over a bitset: the candidates biasGreen adds the bias to, by the same test. */
+export function markGreen(
+  bits: Uint32Array,
+  vocabSize: number,
+  ids: ArrayLike<number>,
+  count: number,
+  out: Uint8Array,
+): number {
+  let found = 0;
+  for (let i = 0; i < count; i++) {
+    const t = ids[i];
+    const green = t < vocabSize ? (bits[t >>> 5] >>> (t & 31)) & 1 : 0;
+    out[i] = green;
+    found += green;
+  }
+  return found;
+}
+
 /** G = int(V · γ): Python's truncation of the double product, as both reference processors size the list. */
 export function greenListSize(vocabSize: number, ratio: number): number {
   return Math.trunc(vocabSize * ratio);

@@ -13,16 +13,17 @@
  */
 import { fail } from '../errors';
 import { sampleCategorical } from '../sampler';
-import type { NullLaw, Scheme } from '../scheme';
+import { type Scheme, SchemeBase, type WindowGreenList } from '../scheme';
 import type { BaseSpec } from '../spec';
 import { MAX_CONTEXT_WIDTH } from '../spec';
-import { checkToken, checkTokens, interopFingerprint, kgwZScore, ngramKey, windowKey64 } from './common';
+import { checkToken, checkTokens, interopKey, kgwZScore, ngramKey, windowKey64 } from './common';
 import {
   biasGreen,
   biasSelfSeeded,
   GreenListCache,
   type GreenListCacheOptions,
   greenListSize,
+  markGreen,
 } from './greenlist';
 import { pyMod, wrapInt64 } from './int64';
 import { InteropFields, uint64Json } from './spec-fields';
@@ -136,17 +137,14 @@ function fixedTableFor(key: bigint): Int32Array {
   return table;
 }
 
-export class HfKgwScheme implements Scheme<HfKgwSpec> {
-  readonly spec: HfKgwSpec;
-  readonly vocabSize: number;
-  /** Tokens before the scored one that its green list depends on (selfhash: context_width − 1). */
-  readonly contextWidth: number;
-  readonly distortionFree = false;
-  readonly nullLaw: NullLaw;
-  readonly keyFingerprint: string;
-  readonly masterFingerprint = 'interop:hf-kgw';
-  readonly tenant = undefined;
+/**
+ * transformers' KGW. Its contextWidth counts the tokens before the scored one that its green list depends on
+ * (selfhash: context_width − 1).
+ */
+export class HfKgwScheme extends SchemeBase<HfKgwSpec> implements Scheme<HfKgwSpec> {
   readonly greenSize: number;
+  /** lefthash; undefined for selfhash, where each candidate seeds its own list. */
+  readonly windowGreen: WindowGreenList | undefined;
   readonly lists: GreenListCache;
   readonly #key: bigint;
   /** The key as a number when products with token ids stay exact in doubles. */
@@ -157,17 +155,38 @@ export class HfKgwScheme implements Scheme<HfKgwSpec> {
   #topIds = new Int32Array(HF_SELFHASH_CANDIDATES);
 
   constructor(spec: HfKgwSpec, options: GreenListCacheOptions = {}) {
-    this.spec = spec;
-    this.vocabSize = spec.vocabSize;
-    this.#selfhash = spec.seedingScheme === 'selfhash';
+    const selfhash = spec.seedingScheme === 'selfhash';
+    const greenSize = greenListSize(spec.vocabSize, spec.greenlistRatio);
+    super(
+      spec,
+      {
+        contextWidth: selfhash ? spec.contextWidth - 1 : spec.contextWidth,
+        distortionFree: false,
+        nullLaw: { kind: 'bernoulli', p: greenSize / spec.vocabSize },
+      },
+      interopKey('hf-kgw', spec),
+    );
+    this.#selfhash = selfhash;
     this.#width = spec.contextWidth;
-    this.contextWidth = this.#selfhash ? spec.contextWidth - 1 : spec.contextWidth;
     this.#key = BigInt(spec.hashingKey);
     this.#keyNumber = Number(this.#key);
-    this.greenSize = greenListSize(spec.vocabSize, spec.greenlistRatio);
-    this.lists = new GreenListCache(spec.vocabSize, this.greenSize, false, options);
-    this.nullLaw = { kind: 'bernoulli', p: this.greenSize / spec.vocabSize };
-    this.keyFingerprint = interopFingerprint('hf-kgw', spec);
+    this.greenSize = greenSize;
+    this.lists = new GreenListCache(spec.vocabSize, greenSize, false, options);
+    this.windowGreen = selfhash
+      ? undefined
+      : {
+          delta: spec.bias,
+          green: (sequence, ids, count, out) => {
+            const end = sequence.length;
+            return markGreen(
+              this.lists.bits(this.#seedLow(sequence, end, sequence[end - 1])),
+              this.vocabSize,
+              ids,
+              count,
+              out,
+            );
+          },
+        };
   }
 
   get #fixedTable(): Int32Array {

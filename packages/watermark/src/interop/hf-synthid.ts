@@ -16,7 +16,6 @@
  * contextKey, the same 64-bit hash). Every other step applies the same update to the same g-values, in
  * float64 where torch uses float32 (tournamentUpdate's float32 mode reproduces torch on short rows).
  */
-import type { NullLaw } from '../scheme';
 import { lcgStep, R64, signedMod, twoPow64Mod } from './int64';
 import { SynthIdInteropBase, type SynthIdInteropSpec } from './synthid-common';
 import { TorchGenerator } from './torch-random';
@@ -38,8 +37,6 @@ export function hfSynthIdSamplingTable(size: number, seed: number | string | big
 }
 
 export class HfSynthIdScheme extends SynthIdInteropBase {
-  readonly masterFingerprint = 'interop:hf-synthid';
-  readonly nullLaw: NullLaw;
   /** torch.finfo(float32).min, which update_scores puts where log p = −∞. */
   protected readonly logFloor = -3.4028234663852886e38;
   readonly table: Uint8Array;
@@ -51,14 +48,15 @@ export class HfSynthIdScheme extends SynthIdInteropBase {
   readonly #twoPow64Mod: number;
 
   constructor(spec: SynthIdInteropSpec) {
-    super(spec);
-    this.table = hfSynthIdSamplingTable(spec.samplingTableSize, spec.samplingTableSeed);
-    this.#tableSize = spec.samplingTableSize;
+    const table = hfSynthIdSamplingTable(spec.samplingTableSize, spec.samplingTableSeed);
     let ones = 0;
-    for (const g of this.table) ones += g;
-    this.tableMean = ones / this.table.length;
+    for (const g of table) ones += g;
+    const tableMean = ones / table.length;
     // Detection p-values use the table's actual mean, not ½: a key lands on a uniform table slot under H0.
-    this.nullLaw = { kind: 'binomial', trials: this.depth, p: this.tableMean };
+    super(spec, { kind: 'binomial', trials: spec.keys.length, p: tableMean });
+    this.table = table;
+    this.tableMean = tableMean;
+    this.#tableSize = spec.samplingTableSize;
     const size = this.#tableSize;
     this.#lowMask = (size & (size - 1)) === 0 ? size - 1 : -1;
     this.#twoPow64Mod = twoPow64Mod(size);

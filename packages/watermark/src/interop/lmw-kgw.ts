@@ -9,15 +9,16 @@
  */
 import { fail } from '../errors';
 import { sampleCategorical } from '../sampler';
-import type { NullLaw, Scheme } from '../scheme';
+import { type Scheme, SchemeBase, type WindowGreenList } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH } from '../spec';
-import { checkToken, checkTokens, interopFingerprint, kgwZScore, ngramKey, windowKey64 } from './common';
+import { checkToken, checkTokens, interopKey, kgwZScore, ngramKey, windowKey64 } from './common';
 import {
   biasGreen,
   biasSelfSeeded,
   GreenListCache,
   type GreenListCacheOptions,
   greenListSize,
+  markGreen,
 } from './greenlist';
 import { pyMod, wrapInt64 } from './int64';
 import { InteropFields } from './spec-fields';
@@ -276,17 +277,14 @@ export interface LmwKgwDetection {
   windowsTried?: number;
 }
 
-export class LmwKgwScheme implements Scheme<LmwKgwSpec> {
-  readonly spec: LmwKgwSpec;
-  readonly vocabSize: number;
-  /** Tokens before the scored one that its green list reads: h, or h − 1 when self-salted. */
-  readonly contextWidth: number;
-  readonly distortionFree = false;
-  readonly nullLaw: NullLaw;
-  readonly keyFingerprint: string;
-  readonly masterFingerprint = 'interop:lmw-kgw';
-  readonly tenant = undefined;
+/**
+ * lm-watermarking's KGW. Its contextWidth counts the tokens before the scored one that its green list reads: h,
+ * or h − 1 when self-salted.
+ */
+export class LmwKgwScheme extends SchemeBase<LmwKgwSpec> implements Scheme<LmwKgwSpec> {
   readonly seeding: LmwSeeding;
+  /** Schemes without self-salt; undefined for self-salted ones, where each candidate seeds its own list. */
+  readonly windowGreen: WindowGreenList | undefined;
   readonly greenSize: number;
   readonly lists: GreenListCache;
   readonly #window: number[];
@@ -296,14 +294,33 @@ export class LmwKgwScheme implements Scheme<LmwKgwSpec> {
   readonly #saltNumber: number;
 
   constructor(spec: LmwKgwSpec, options: GreenListCacheOptions = {}) {
-    this.spec = spec;
-    this.vocabSize = spec.vocabSize;
-    this.seeding = lmwSeedingScheme(spec.seedingScheme);
-    this.contextWidth = this.seeding.contextWidth - (this.seeding.selfSalt ? 1 : 0);
-    this.greenSize = greenListSize(spec.vocabSize, spec.gamma);
-    this.lists = new GreenListCache(spec.vocabSize, this.greenSize, !spec.selectGreenTokens, options);
-    this.nullLaw = { kind: 'bernoulli', p: this.greenSize / spec.vocabSize };
-    this.keyFingerprint = interopFingerprint('lmw-kgw', spec);
+    const seeding = lmwSeedingScheme(spec.seedingScheme);
+    const greenSize = greenListSize(spec.vocabSize, spec.gamma);
+    super(
+      spec,
+      {
+        contextWidth: seeding.contextWidth - (seeding.selfSalt ? 1 : 0),
+        distortionFree: false,
+        nullLaw: { kind: 'bernoulli', p: greenSize / spec.vocabSize },
+      },
+      interopKey('lmw-kgw', spec),
+    );
+    this.seeding = seeding;
+    this.greenSize = greenSize;
+    this.lists = new GreenListCache(spec.vocabSize, greenSize, !spec.selectGreenTokens, options);
+    this.windowGreen = seeding.selfSalt
+      ? undefined
+      : {
+          delta: spec.delta,
+          green: (sequence, ids, count, out) =>
+            markGreen(
+              this.lists.bits(this.#seedLow(sequence, sequence.length, 0)),
+              this.vocabSize,
+              ids,
+              count,
+              out,
+            ),
+        };
     this.#window = new Array(this.seeding.contextWidth).fill(0);
     this.#additiveOne =
       this.seeding.prf === 'additive_prf' && this.seeding.contextWidth === 1 && !this.seeding.selfSalt;

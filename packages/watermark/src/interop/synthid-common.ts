@@ -7,9 +7,9 @@
  */
 import { fail } from '../errors';
 import { sampleCategorical } from '../sampler';
-import type { NullLaw, Scheme } from '../scheme';
+import { type NullLaw, type Scheme, SchemeBase } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH, MAX_VOCAB_SIZE } from '../spec';
-import { checkToken, checkTokens, interopFingerprint } from './common';
+import { checkToken, checkTokens, interopKey } from './common';
 import { lcgStep, R64, wordsOf } from './int64';
 import { InteropFields, uint64Json } from './spec-fields';
 
@@ -156,16 +156,10 @@ export function tournamentUpdate(
  * Shared machinery of the two SynthID variants. Subclasses give the initial hash and the g-values of
  * one (context hash, token) pair.
  */
-export abstract class SynthIdInteropBase implements Scheme<SynthIdInteropSpec> {
-  readonly spec: SynthIdInteropSpec;
-  readonly vocabSize: number;
-  /** ngramLen − 1 context tokens. */
-  readonly contextWidth: number;
-  readonly distortionFree = true;
-  readonly tenant = undefined;
-  readonly keyFingerprint: string;
-  abstract readonly masterFingerprint: string;
-  abstract readonly nullLaw: NullLaw;
+export abstract class SynthIdInteropBase
+  extends SchemeBase<SynthIdInteropSpec>
+  implements Scheme<SynthIdInteropSpec>
+{
   readonly depth: number;
   readonly keysHi: Uint32Array;
   readonly keysLo: Uint32Array;
@@ -177,11 +171,13 @@ export abstract class SynthIdInteropBase implements Scheme<SynthIdInteropSpec> {
   #g = new Uint8Array(0);
   #updated = new Float32Array(0);
 
-  constructor(spec: SynthIdInteropSpec) {
-    this.spec = spec;
-    this.vocabSize = spec.vocabSize;
-    this.contextWidth = spec.ngramLen - 1;
-    this.keyFingerprint = interopFingerprint(spec.scheme, spec);
+  /** contextWidth is ngramLen − 1; the subclass gives the null law of one token's g-value sum. */
+  constructor(spec: SynthIdInteropSpec, nullLaw: NullLaw) {
+    super(
+      spec,
+      { contextWidth: spec.ngramLen - 1, distortionFree: true, nullLaw },
+      interopKey(spec.scheme, spec),
+    );
     this.depth = spec.keys.length;
     this.keysHi = new Uint32Array(this.depth);
     this.keysLo = new Uint32Array(this.depth);

@@ -12,7 +12,6 @@
  * top-k (here, the sampler's candidate set) and the next token is drawn from the updated distribution.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import type { NullLaw } from '../scheme';
 import { lcgStep, R64, sar64, wordsOf } from './int64';
 import { SynthIdInteropBase, type SynthIdInteropSpec } from './synthid-common';
 
@@ -35,19 +34,16 @@ export function synthIdTextHashIv(keys: readonly (number | string | bigint)[]): 
 }
 
 export class SynthIdTextScheme extends SynthIdInteropBase {
-  readonly masterFingerprint = 'interop:synthid-text';
-  readonly nullLaw: NullLaw;
   /** update_scores puts −1e12 where log p = −∞. */
   protected readonly logFloor = -1e12;
   readonly hashIv: bigint;
 
   constructor(spec: SynthIdInteropSpec) {
-    super(spec);
+    super(spec, { kind: 'binomial', trials: spec.keys.length, p: 0.5 });
     this.hashIv = synthIdTextHashIv(spec.keys);
     const { hi, lo } = wordsOf(this.hashIv);
     this.initHi = hi;
     this.initLo = lo;
-    this.nullLaw = { kind: 'binomial', trials: this.depth, p: 0.5 };
   }
 
   gValuesOf(ctxHi: number, ctxLo: number, token: number, out: Uint8Array, at: number, stride: number): void {

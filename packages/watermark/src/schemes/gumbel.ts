@@ -10,7 +10,7 @@
 import type { SchemeKey } from '../keys';
 import { seededUniform } from '../mix';
 import { ContextPrf } from '../prf';
-import type { NullLaw, Scheme } from '../scheme';
+import { type Scheme, SchemeBase } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH, type SpecReader } from '../spec';
 
 export interface GumbelSpec extends BaseSpec {
@@ -33,27 +33,18 @@ export function readGumbelSpec(reader: SpecReader): GumbelSpec {
   return spec;
 }
 
-export class GumbelScheme implements Scheme<GumbelSpec> {
-  readonly spec: GumbelSpec;
-  readonly vocabSize: number;
-  readonly contextWidth: number;
-  readonly distortionFree = true;
-  readonly nullLaw: NullLaw = { kind: 'exponential' };
-  readonly keyFingerprint: string;
-  readonly masterFingerprint: string;
-  readonly tenant: string | undefined;
+export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<GumbelSpec> {
   readonly #prf: ContextPrf;
   /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
   readonly contextKey?: Scheme['contextKey'];
   readonly inputKey?: Scheme['inputKey'];
 
   constructor(spec: GumbelSpec, key: SchemeKey) {
-    this.spec = spec;
-    this.vocabSize = spec.vocabSize;
-    this.contextWidth = spec.contextWidth;
-    this.keyFingerprint = key.fingerprint;
-    this.masterFingerprint = key.masterFingerprint;
-    this.tenant = key.tenant;
+    super(
+      spec,
+      { contextWidth: spec.contextWidth, distortionFree: true, nullLaw: { kind: 'exponential' } },
+      key,
+    );
     this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
     const prf = this.#prf;
     if (prf.hasContextKey) this.contextKey = (sequence, end, out) => prf.contextKey(sequence, end, out);

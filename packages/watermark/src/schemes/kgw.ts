@@ -18,7 +18,7 @@
 import type { SchemeKey } from '../keys';
 import { type ContextHashing, ContextPrf } from '../prf';
 import { sampleCategorical, topKIndices } from '../sampler';
-import type { NullLaw, Scheme } from '../scheme';
+import { type Scheme, SchemeBase, type WindowGreenList } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH, type SpecReader } from '../spec';
 
 export interface KgwSpec extends BaseSpec {
@@ -101,40 +101,42 @@ function greenMask(bits: Uint8Array, lo: number, hi: number, block: number): num
   return lt;
 }
 
-export class KgwScheme implements Scheme<KgwSpec> {
-  readonly spec: KgwSpec;
-  readonly vocabSize: number;
-  readonly contextWidth: number;
-  readonly distortionFree = false;
-  readonly nullLaw: NullLaw;
-  readonly keyFingerprint: string;
-  readonly masterFingerprint: string;
-  readonly tenant: string | undefined;
+export class KgwScheme extends SchemeBase<KgwSpec> implements Scheme<KgwSpec> {
   readonly #prf: ContextPrf;
   /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
   readonly contextKey?: Scheme['contextKey'];
   readonly inputKey?: Scheme['inputKey'];
+  /** LeftHash, MinHash and Unigram; undefined under SelfHash, where each candidate seeds its own list. */
+  readonly windowGreen: WindowGreenList | undefined;
   /** [U < G] is built from these bits of G, least significant first. */
   readonly #bits: Uint8Array;
   readonly #self: boolean;
   #topIds = new Int32Array(0);
 
   constructor(spec: KgwSpec, key: SchemeKey) {
-    this.spec = spec;
-    this.vocabSize = spec.vocabSize;
-    this.contextWidth = spec.contextWidth;
-    this.keyFingerprint = key.fingerprint;
-    this.masterFingerprint = key.masterFingerprint;
-    this.tenant = key.tenant;
+    const scale = 2 ** GAMMA_BITS;
+    const g = Math.max(1, Math.min(scale - 1, Math.round(spec.gamma * scale)));
+    super(
+      spec,
+      {
+        contextWidth: spec.contextWidth,
+        distortionFree: false,
+        nullLaw: { kind: 'bernoulli', p: g / scale },
+      },
+      key,
+    );
     this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
     const prf = this.#prf;
     if (prf.hasContextKey) this.contextKey = (sequence, end, out) => prf.contextKey(sequence, end, out);
     if (prf.hasInputKey) this.inputKey = (sequence, index, out) => prf.inputKey(sequence, index, out);
-    const scale = 2 ** GAMMA_BITS;
-    const g = Math.max(1, Math.min(scale - 1, Math.round(spec.gamma * scale)));
     this.#bits = Uint8Array.from(comparisonBits(g), Number);
     this.#self = spec.hashing === 'self';
-    this.nullLaw = { kind: 'bernoulli', p: g / scale };
+    this.windowGreen = this.#self
+      ? undefined
+      : {
+          delta: spec.delta,
+          green: (sequence, ids, count, out) => this.#markGreen(sequence, ids, count, out),
+        };
   }
 
   /** Whether `token` is green after the window ending before `end`. */
@@ -180,6 +182,28 @@ export class KgwScheme implements Scheme<KgwSpec> {
         mask &= mask - 1;
       }
     }
+  }
+
+  /** WindowGreenList.green: the same greenMask bits that biasLogits tests, one mask per run of a 32-token block. */
+  #markGreen(sequence: ArrayLike<number>, ids: ArrayLike<number>, count: number, out: Uint8Array): number {
+    const prf = this.#prf;
+    prf.seed(sequence, sequence.length);
+    const { lo, hi } = prf;
+    const bits = this.#bits;
+    let block = -1;
+    let mask = 0;
+    let found = 0;
+    for (let i = 0; i < count; i++) {
+      const t = ids[i];
+      if (t >>> 5 !== block) {
+        block = t >>> 5;
+        mask = greenMask(bits, lo, hi, block);
+      }
+      const green = (mask >>> (t & 31)) & 1;
+      out[i] = green;
+      found += green;
+    }
+    return found;
   }
 
   /**

@@ -12,7 +12,7 @@
 import type { SchemeKey } from '../keys';
 import { seededHash32 } from '../mix';
 import { ContextPrf } from '../prf';
-import type { NullLaw, Scheme } from '../scheme';
+import { type Scheme, SchemeBase } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH, type SpecReader } from '../spec';
 
 export interface SynthIdSpec extends BaseSpec {
@@ -48,15 +48,7 @@ function popcount32(x: number): number {
   return Math.imul(x, 0x01010101) >>> 24;
 }
 
-export class SynthIdScheme implements Scheme<SynthIdSpec> {
-  readonly spec: SynthIdSpec;
-  readonly vocabSize: number;
-  readonly contextWidth: number;
-  readonly distortionFree = true;
-  readonly nullLaw: NullLaw;
-  readonly keyFingerprint: string;
-  readonly masterFingerprint: string;
-  readonly tenant: string | undefined;
+export class SynthIdScheme extends SchemeBase<SynthIdSpec> implements Scheme<SynthIdSpec> {
   readonly #prf: ContextPrf;
   /** Masks of the live bits in the low (layers 0..31) and high (32..63) g-value words. */
   readonly #lowMask: number;
@@ -66,16 +58,18 @@ export class SynthIdScheme implements Scheme<SynthIdSpec> {
   #gHigh = new Uint32Array(0);
 
   constructor(spec: SynthIdSpec, key: SchemeKey) {
-    this.spec = spec;
-    this.vocabSize = spec.vocabSize;
-    this.contextWidth = spec.contextWidth;
-    this.keyFingerprint = key.fingerprint;
-    this.masterFingerprint = key.masterFingerprint;
-    this.tenant = key.tenant;
+    super(
+      spec,
+      {
+        contextWidth: spec.contextWidth,
+        distortionFree: true,
+        nullLaw: { kind: 'binomial', trials: spec.depth, p: 0.5 },
+      },
+      key,
+    );
     this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, 'left');
     this.#lowMask = spec.depth >= 32 ? 0xffffffff : (2 ** spec.depth - 1) >>> 0;
     this.#highMask = spec.depth <= 32 ? 0 : (2 ** (spec.depth - 32) - 1) >>> 0;
-    this.nullLaw = { kind: 'binomial', trials: spec.depth, p: 0.5 };
   }
 
   /** g-values of `token` for layers 0..31 (bit l is layer l). */

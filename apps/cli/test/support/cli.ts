@@ -1,0 +1,55 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Tokenizer } from '@tracemark/verifier';
+import { expect } from 'vitest';
+
+/**
+ * The built CLI, as installed: scan and multi-key workers run built JavaScript only, so these tests run what
+ * `pnpm build` made (CI builds before it tests).
+ */
+export const CLI = fileURLToPath(new URL('../../bin/tracemark.js', import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the real CLI in a child process, as a user would: no colours, and no key from the environment unless a
+ * test passes one.
+ */
+export function tracemark(args: string[], input?: string, timeout = 60_000): CliRun {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', TRACEMARK_KEY: '' },
+    timeout,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Exit code 2 and one line on standard error that names the problem, without a stack trace. */
+export function expectOneLineError(run: { code: number | null; stderr: string }, message: RegExp): void {
+  expect(run.code).toBe(2);
+  expect(run.stderr.trim().split('\n')).toHaveLength(1);
+  expect(run.stderr).toMatch(/^tracemark: /);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+}
+
+/**
+ * " word" tokens of the tokenizer (among its first 40,000 ids) that re-tokenize to themselves, so that text
+ * decoded from them tokenizes back to the same ids: a synthetic model over them makes text whose detection
+ * from the text alone matches detection on the ids.
+ */
+export function wordModel(tokenizer: Tokenizer): number[] {
+  const words: number[] = [];
+  for (let id = 0; id < 40_000; id++) {
+    const piece = tokenizer.decode([id]);
+    if (!/^ [a-z]{3,9}$/.test(piece)) continue;
+    const again = tokenizer.encode(piece).ids;
+    if (again.length === 1 && again[0] === id) words.push(id);
+  }
+  return words;
+}

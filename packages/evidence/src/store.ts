@@ -1,0 +1,391 @@
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { sha256Hex } from '@tracemark/verifier';
+import Database from 'better-sqlite3';
+import { fail } from './errors';
+
+/**
+ * The evidence store: one SQLite file (better-sqlite3, WAL) per suspect model, holding every response a probe
+ * received with the exact request that produced it, the model the endpoint reported, timestamps and the
+ * SHA-256 of the response body, which is kept byte for byte. Each response is committed (synchronous = FULL)
+ * before the next is counted, and (prompt id, sample) is unique, so a probe killed at any instant and run
+ * again loses nothing and duplicates nothing.
+ */
+export const STORE_SCHEMA_VERSION = 1;
+
+export type ProbeApi = 'chat' | 'completions';
+
+export interface ResponseRecord {
+  promptId: string;
+  sample: number;
+  /** The prompt text (for chat, the user message) and the optional system message. */
+  prompt: string;
+  system: string | null;
+  api: ProbeApi;
+  /** The base URL given to the probe, and the URL the request went to. */
+  endpoint: string;
+  requestUrl: string;
+  /** The request body exactly as sent (JSON text; headers, which carry the API key, are not stored). */
+  requestBody: string;
+  requestedModel: string;
+  /** `model` and `id` of the response, as the endpoint reported them. */
+  reportedModel: string | null;
+  responseId: string | null;
+  httpStatus: number;
+  /** The response body, byte for byte, and its SHA-256 (hex). */
+  responseBody: Uint8Array;
+  responseSha256: string;
+  /** The completion text taken from the body, and why it ended. */
+  output: string;
+  finishReason: string | null;
+  /** ISO 8601 times (UTC, milliseconds) at which the request was first sent and its answer received. */
+  requestedAt: string;
+  receivedAt: string;
+  /** HTTP attempts it took (1 without retries). */
+  attempts: number;
+}
+
+export interface StoredResponse extends ResponseRecord {
+  /** Arrival order in the store: verification replays responses in this order. */
+  seq: number;
+  runId: number;
+}
+
+export interface RunRecord {
+  id: number;
+  startedAt: string;
+  finishedAt: string | null;
+  /** The probe's settings (never the API key). */
+  settings: Record<string, unknown>;
+  /** How it ended: completed, stopped by the sequential test, or failed (with the reason). */
+  outcome: Record<string, unknown> | null;
+}
+
+interface ResponseRow {
+  seq: number;
+  run_id: number;
+  prompt_id: string;
+  sample: number;
+  prompt: string;
+  system: string | null;
+  api: ProbeApi;
+  endpoint: string;
+  request_url: string;
+  request_body: string;
+  requested_model: string;
+  reported_model: string | null;
+  response_id: string | null;
+  http_status: number;
+  response_body: Buffer;
+  response_sha256: string;
+  output: string;
+  finish_reason: string | null;
+  requested_at: string;
+  received_at: string;
+  attempts: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  settings TEXT NOT NULL,
+  outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS responses (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id INTEGER NOT NULL REFERENCES runs (id),
+  prompt_id TEXT NOT NULL,
+  sample INTEGER NOT NULL,
+  prompt TEXT NOT NULL,
+  system TEXT,
+  api TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  request_url TEXT NOT NULL,
+  request_body TEXT NOT NULL,
+  requested_model TEXT NOT NULL,
+  reported_model TEXT,
+  response_id TEXT,
+  http_status INTEGER NOT NULL,
+  response_body BLOB NOT NULL,
+  response_sha256 TEXT NOT NULL,
+  output TEXT NOT NULL,
+  finish_reason TEXT,
+  requested_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  UNIQUE (prompt_id, sample)
+);
+`;
+
+export { sha256Hex };
+
+const now = () => new Date().toISOString();
+
+export class EvidenceStore {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #insert: Database.Statement;
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.#db = db;
+    this.#insert = db.prepare(`
+      INSERT OR IGNORE INTO responses (
+        run_id, prompt_id, sample, prompt, system, api, endpoint, request_url, request_body, requested_model,
+        reported_model, response_id, http_status, response_body, response_sha256, output, finish_reason,
+        requested_at, received_at, attempts
+      ) VALUES (
+        @runId, @promptId, @sample, @prompt, @system, @api, @endpoint, @requestUrl, @requestBody, @requestedModel,
+        @reportedModel, @responseId, @httpStatus, @responseBody, @responseSha256, @output, @finishReason,
+        @requestedAt, @receivedAt, @attempts
+      )`);
+  }
+
+  /**
+   * Opens (and with `create`, creates) a store. Errors are one line: a missing file when reading, a file that
+   * is not a store, a store written by a newer schema.
+   */
+  static open(path: string, options: { create?: boolean } = {}): EvidenceStore {
+    if (typeof path !== 'string' || path === '') fail('E_USAGE', 'the evidence store needs a file path');
+    if (!options.create && !existsSync(path)) fail('E_INPUT', `no evidence store at ${path}`);
+    let db: Database.Database;
+    try {
+      db = new Database(path, { fileMustExist: !options.create });
+    } catch (error) {
+      fail('E_INPUT', `cannot open evidence store ${path}: ${sqliteMessage(error)}`);
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 10000');
+      db.pragma('foreign_keys = ON');
+      const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+      if (!hasMeta) {
+        const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
+          n: number;
+        };
+        if (tables.n > 0) fail('E_INPUT', `${path} is an SQLite database but not a tracemark evidence store`);
+        if (!options.create) fail('E_INPUT', `${path} is not a tracemark evidence store`);
+        db.exec(SCHEMA);
+        db.prepare('INSERT INTO meta (key, value) VALUES (?, ?), (?, ?)').run(
+          'schema_version',
+          String(STORE_SCHEMA_VERSION),
+          'created_at',
+          now(),
+        );
+      }
+      const version = Number(
+        (
+          db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+            | { value: string }
+            | undefined
+        )?.value,
+      );
+      if (version !== STORE_SCHEMA_VERSION) {
+        fail(
+          'E_INPUT',
+          `${path} has evidence store schema ${Number.isFinite(version) ? version : 'unknown'}; this tracemark reads schema ${STORE_SCHEMA_VERSION}`,
+        );
+      }
+      return new EvidenceStore(path, db);
+    } catch (error) {
+      db.close();
+      if (error instanceof Error && error.name === 'SqliteError') {
+        fail('E_INPUT', `cannot open evidence store ${path}: ${sqliteMessage(error)}`);
+      }
+      throw error;
+    }
+  }
+
+  getMeta(key: string): string | undefined {
+    return (
+      this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined
+    )?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#db
+      .prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      )
+      .run(key, value);
+  }
+
+  /** The model whose evidence this store holds: set by the first probe; a probe of another model is refused. */
+  bindModel(model: string): void {
+    const bound = this.getMeta('model');
+    if (bound === undefined) this.setMeta('model', model);
+    else if (bound !== model) {
+      fail(
+        'E_USAGE',
+        `${this.path} holds evidence for model "${bound}", not "${model}": use another --store for another model`,
+      );
+    }
+  }
+
+  /**
+   * Marks the store as being written by this process, so that a second probe on the same store is refused
+   * instead of asking for the same responses twice. A lock left by a process that no longer runs (a probe
+   * killed with SIGKILL) is taken over.
+   */
+  acquireProbeLock(): void {
+    const take = this.#db.transaction(() => {
+      const held = this.getMeta('probe_lock');
+      if (held !== undefined) {
+        const lock = JSON.parse(held) as { pid: number; host: string };
+        if (lock.host === hostname() && lock.pid !== process.pid && processAlive(lock.pid)) {
+          fail(
+            'E_USAGE',
+            `${this.path} is being written by another tracemark probe (pid ${lock.pid}); wait for it or stop it`,
+          );
+        }
+      }
+      this.setMeta('probe_lock', JSON.stringify({ pid: process.pid, host: hostname(), since: now() }));
+    });
+    take.immediate();
+  }
+
+  releaseProbeLock(): void {
+    const held = this.getMeta('probe_lock');
+    if (held !== undefined && (JSON.parse(held) as { pid: number }).pid === process.pid) {
+      this.#db.prepare("DELETE FROM meta WHERE key = 'probe_lock'").run();
+    }
+  }
+
+  get model(): string | undefined {
+    return this.getMeta('model');
+  }
+
+  startRun(settings: Record<string, unknown>): number {
+    const info = this.#db
+      .prepare('INSERT INTO runs (started_at, settings) VALUES (?, ?)')
+      .run(now(), JSON.stringify(settings));
+    return Number(info.lastInsertRowid);
+  }
+
+  finishRun(id: number, outcome: Record<string, unknown>): void {
+    this.#db
+      .prepare('UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?')
+      .run(now(), JSON.stringify(outcome), id);
+  }
+
+  runs(): RunRecord[] {
+    const rows = this.#db.prepare('SELECT * FROM runs ORDER BY id').all() as {
+      id: number;
+      started_at: string;
+      finished_at: string | null;
+      settings: string;
+      outcome: string | null;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      settings: JSON.parse(r.settings),
+      outcome: r.outcome === null ? null : JSON.parse(r.outcome),
+    }));
+  }
+
+  /**
+   * Stores one response in its own transaction; false when (prompt id, sample) was already stored (the
+   * stored one is kept). The SHA-256 is checked against the body before anything is written.
+   */
+  insert(runId: number, record: ResponseRecord): boolean {
+    if (sha256Hex(record.responseBody) !== record.responseSha256) {
+      fail(
+        'E_INPUT',
+        `the SHA-256 of the response to ${record.promptId}#${record.sample} does not match its body`,
+      );
+    }
+    const info = this.#insert.run({
+      ...record,
+      runId,
+      responseBody: Buffer.from(
+        record.responseBody.buffer,
+        record.responseBody.byteOffset,
+        record.responseBody.byteLength,
+      ),
+    });
+    return info.changes === 1;
+  }
+
+  count(): number {
+    return (this.#db.prepare('SELECT count(*) AS n FROM responses').get() as { n: number }).n;
+  }
+
+  /** "promptId\0sample" of every stored response. */
+  storedKeys(): Set<string> {
+    const rows = this.#db.prepare('SELECT prompt_id, sample FROM responses').raw().all() as [
+      string,
+      number,
+    ][];
+    return new Set(rows.map(([id, sample]) => responseKey(id, sample)));
+  }
+
+  /** The stored prompt text (and system message) of each prompt id, to catch a bank edited under one id. */
+  storedPrompts(): Map<string, { prompt: string; system: string | null }> {
+    const rows = this.#db
+      .prepare('SELECT prompt_id, prompt, system FROM responses GROUP BY prompt_id')
+      .all() as { prompt_id: string; prompt: string; system: string | null }[];
+    return new Map(rows.map((r) => [r.prompt_id, { prompt: r.prompt, system: r.system }]));
+  }
+
+  /** Every stored response in arrival order. */
+  *responses(): IterableIterator<StoredResponse> {
+    const statement = this.#db.prepare('SELECT * FROM responses ORDER BY seq');
+    for (const row of statement.iterate() as IterableIterator<ResponseRow>) yield fromRow(row);
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+export function responseKey(promptId: string, sample: number): string {
+  return `${promptId}\0${sample}`;
+}
+
+function fromRow(row: ResponseRow): StoredResponse {
+  return {
+    seq: row.seq,
+    runId: row.run_id,
+    promptId: row.prompt_id,
+    sample: row.sample,
+    prompt: row.prompt,
+    system: row.system,
+    api: row.api,
+    endpoint: row.endpoint,
+    requestUrl: row.request_url,
+    requestBody: row.request_body,
+    requestedModel: row.requested_model,
+    reportedModel: row.reported_model,
+    responseId: row.response_id,
+    httpStatus: row.http_status,
+    responseBody: new Uint8Array(row.response_body),
+    responseSha256: row.response_sha256,
+    output: row.output,
+    finishReason: row.finish_reason,
+    requestedAt: row.requested_at,
+    receivedAt: row.received_at,
+    attempts: row.attempts,
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function sqliteMessage(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0] : String(error);
+}

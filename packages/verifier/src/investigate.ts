@@ -1,0 +1,227 @@
+import { createScheme, type MasterKey, parseSpec, type Scheme } from '@tracemark/watermark';
+import { CONTROL_CONTEXT, controlMasterKey, controlTenant, labelUniform } from './controls';
+import { fail } from './errors';
+import { type KeyRequest, scoreKeys } from './multikey';
+import { nullTail, randomizedPValue } from './null-law';
+import { type RadioactivityResult, radioactivityTape, radioactivityTest } from './radioactivity';
+import type { TestResult } from './result';
+import { EProcess, type SequentialState } from './sequential';
+import { holmAdjustLog10, kolmogorovSmirnovUniform } from './stats/index';
+import type { SuspectSample, WindowFilter } from './tape';
+
+/**
+ * `tracemark verify` without the files: the radioactivity test of a suspect's outputs for the owner's key, the
+ * same test under never-used control keys (whose p-values must look uniform), optional attribution across
+ * tenant keys with Holm-adjusted p-values, and the anytime-valid e-process over the same tape.
+ */
+export interface InvestigateOptions {
+  spec: unknown;
+  key: MasterKey;
+  /** Tenant ids to test for attribution (keys derived from the master key by HKDF). */
+  tenants?: string[];
+  /** Number of control keys (default 50, at least 20). */
+  controls?: number;
+  /** Level of the verdict (default 1e-3). */
+  alpha?: number;
+  /** The controls fail when the Kolmogorov-Smirnov p-value of their p-values is below this (default 0.01). */
+  controlsAlpha?: number;
+  filter?: WindowFilter;
+  /** Worker threads for scoring many keys (default: automatic). */
+  threads?: number;
+  /** Prior strength of the e-process (see EProcess). */
+  priorStrength?: number;
+}
+
+export interface ControlReport {
+  count: number;
+  /** How the control keys were made (never the owner's tenants). */
+  derivation: string;
+  keyFingerprints: string[];
+  pValues: number[];
+  log10PValues: number[];
+  /**
+   * Kolmogorov-Smirnov test of the controls' p-values against Uniform(0, 1). For discrete null laws the test
+   * uses randomized p-values (exactly uniform under H0; the randomization is fixed by each key's fingerprint).
+   */
+  uniformity: { test: 'kolmogorov-smirnov'; statistic: number; pValue: number; randomized: boolean };
+  /** The same test's statistic and p-value, under the name `tracemark report` reads. */
+  ks: { statistic: number; pValue: number };
+  alpha: number;
+  passed: boolean;
+  /** Smallest control p-value, and how many controls are at or below the owner's p-value. */
+  minPValue: number;
+  atOrBelowOwner: number;
+}
+
+export interface TenantReport {
+  id: string;
+  keyFingerprint: string;
+  scored: number;
+  scoreSum: number;
+  pValue: number;
+  log10PValue: number;
+  adjustedPValue: number;
+  adjustedLog10PValue: number;
+}
+
+export interface InvestigateResult extends TestResult {
+  seen: number;
+  skipped: RadioactivityResult['skipped'];
+  /** Suspect outputs (prompt, output pairs) tested. */
+  sampleCount: number;
+  trajectory: RadioactivityResult['trajectory'];
+  /** The e-process over the same scored tokens in stored order (valid under optional stopping). */
+  sequential: SequentialState & { priorStrength: number };
+  controls: ControlReport;
+  tenants?: TenantReport[];
+  alpha: number;
+  verdict: { detected: boolean; controlsPassed: boolean; text: string };
+  /** Milliseconds spent, and the worker threads that scored the control and tenant keys (1: this thread). */
+  timings: { tapeMs: number; controlsMs: number; tenantsMs: number; threads: number };
+}
+
+export const DEFAULT_CONTROLS = 50;
+export const MIN_CONTROLS = 20;
+
+export async function investigate(
+  samples: SuspectSample[],
+  options: InvestigateOptions,
+): Promise<InvestigateResult> {
+  const spec = parseSpec(options.spec);
+  const owner = createScheme(spec, options.key);
+  const controlCount = options.controls ?? DEFAULT_CONTROLS;
+  if (!(Number.isInteger(controlCount) && controlCount >= MIN_CONTROLS && controlCount <= 10_000)) {
+    fail(
+      'E_INVALID_OPTIONS',
+      `controls must be an integer from ${MIN_CONTROLS} to 10000; got ${controlCount}`,
+    );
+  }
+  const alpha = options.alpha ?? 1e-3;
+  const controlsAlpha = options.controlsAlpha ?? 0.01;
+  const tenants = options.tenants ?? [];
+
+  let started = performance.now();
+  // One tape: the owner's test, its e-process (in stored order) and every other key's sum are scored on it.
+  const { tape, scores, result } = radioactivityTape(samples, { scheme: owner, filter: options.filter });
+  const independent = tape.keyIndependent;
+  const eProcess = new EProcess(owner.nullLaw, { priorStrength: options.priorStrength });
+  for (let j = 0; j < scores.length; j++) eProcess.push(scores[j]);
+  const tapeMs = performance.now() - started;
+  if (result.scored === 0) {
+    fail(
+      'E_TOO_SHORT',
+      'no output token could be scored: the stored outputs are empty or repeat their prompts',
+    );
+  }
+
+  // Controls and tenants: one pass of the shared tape per key (or a test per key when the tape is keyed).
+  const controlMaster = controlMasterKey(options.key);
+  const requests: KeyRequest[] = [
+    ...Array.from({ length: controlCount }, (_, i) => ({ master: 1, tenant: controlTenant(i) })),
+    ...tenants.map((tenant) => ({ master: 0, tenant })),
+  ];
+  started = performance.now();
+  let keyed: { sum: number; scored: number }[];
+  let threads = 1;
+  if (independent) {
+    const scored = await scoreKeys(tape, spec, [options.key, controlMaster], requests, {
+      threads: options.threads,
+    });
+    threads = scored.threads;
+    keyed = scored.sums.map((sum) => ({ sum, scored: result.scored }));
+  } else {
+    keyed = requests.map((r) => {
+      const scheme = createScheme(spec, r.master === 0 ? options.key : controlMaster, tenantOf(r));
+      const test = radioactivityTest(samples, {
+        scheme,
+        filter: options.filter,
+        trajectoryPointsPerDecade: 1,
+      });
+      return { sum: test.scoreSum, scored: test.scored };
+    });
+  }
+  const scoringMs = performance.now() - started;
+
+  const controlSchemes: Scheme[] = requests
+    .slice(0, controlCount)
+    .map((r) => createScheme(spec, controlMaster, tenantOf(r)));
+  const controlKeyed = keyed.slice(0, controlCount);
+  const controlTails = controlKeyed.map(({ sum, scored }) => nullTail(owner.nullLaw, sum, scored));
+  const randomized = owner.nullLaw.kind !== 'exponential';
+  const uniformInputs = controlKeyed.map(({ sum, scored }, i) =>
+    randomizedPValue(owner.nullLaw, sum, scored, labelUniform(controlSchemes[i].keyFingerprint)),
+  );
+  const ks = kolmogorovSmirnovUniform(uniformInputs);
+  const controlsPassed = ks.pValue >= controlsAlpha;
+  const controls: ControlReport = {
+    count: controlCount,
+    derivation: `tenants control-0 … control-${controlCount - 1} of the control master key deriveBytes('controls', '${CONTROL_CONTEXT}')`,
+    keyFingerprints: controlSchemes.map((s) => s.keyFingerprint),
+    pValues: controlTails.map((t) => t.p),
+    log10PValues: controlTails.map((t) => t.log10p),
+    uniformity: { test: 'kolmogorov-smirnov', statistic: ks.statistic, pValue: ks.pValue, randomized },
+    ks: { statistic: ks.statistic, pValue: ks.pValue },
+    alpha: controlsAlpha,
+    passed: controlsPassed,
+    minPValue: Math.min(...controlTails.map((t) => t.p)),
+    atOrBelowOwner: controlTails.filter((t) => t.log10p <= result.log10PValue).length,
+  };
+
+  let tenantReports: TenantReport[] | undefined;
+  if (tenants.length > 0) {
+    const tails = keyed
+      .slice(controlCount)
+      .map(({ sum, scored }) => ({ scored, sum, tail: nullTail(owner.nullLaw, sum, scored) }));
+    const adjusted = holmAdjustLog10(tails.map((t) => t.tail.log10p));
+    tenantReports = tenants.map((id, i) => ({
+      id,
+      keyFingerprint: createScheme(spec, options.key, { tenant: id }).keyFingerprint,
+      scored: tails[i].scored,
+      scoreSum: tails[i].sum,
+      pValue: tails[i].tail.p,
+      log10PValue: tails[i].tail.log10p,
+      adjustedPValue: 10 ** adjusted[i],
+      adjustedLog10PValue: adjusted[i],
+    }));
+  }
+
+  const detected = result.log10PValue <= Math.log10(alpha);
+  const { samples: sampleCount, ...test } = result;
+  return {
+    ...test,
+    sampleCount,
+    sequential: { ...eProcess.state, priorStrength: eProcess.priorStrength },
+    controls,
+    ...(tenantReports === undefined ? {} : { tenants: tenantReports }),
+    alpha,
+    verdict: { detected, controlsPassed, text: verdictText(detected, controls, alpha) },
+    timings: {
+      tapeMs,
+      controlsMs: (scoringMs * controlCount) / requests.length,
+      tenantsMs: (scoringMs * tenants.length) / requests.length,
+      threads,
+    },
+  };
+}
+
+function tenantOf(request: KeyRequest): { tenant?: string } {
+  return request.tenant === undefined ? {} : { tenant: request.tenant };
+}
+
+function verdictText(detected: boolean, controls: ControlReport, alpha: number): string {
+  const ks = `KS p = ${formatSmall(controls.uniformity.pValue)}`;
+  if (!controls.passed) {
+    return `${detected ? 'watermark signal found' : 'no watermark signal'}, but the ${controls.count} control keys FAILED: their p-values are not uniform (${ks} < ${controls.alpha}); the test is not calibrated on this evidence, so do not rely on its p-value`;
+  }
+  return detected
+    ? `watermark detected at α = ${formatAlpha(alpha)}: the suspect's outputs carry this key's watermark; the ${controls.count} control keys behave as chance (${ks})`
+    : `no watermark detected at α = ${formatAlpha(alpha)}; the ${controls.count} control keys behave as chance (${ks})`;
+}
+
+function formatAlpha(alpha: number): string {
+  return alpha >= 1e-3 ? String(alpha) : alpha.toExponential();
+}
+
+function formatSmall(p: number): string {
+  return p >= 1e-3 ? p.toPrecision(3) : p.toExponential(2);
+}

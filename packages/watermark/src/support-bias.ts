@@ -1,0 +1,216 @@
+import { fail } from './errors';
+import { type Scheme, SchemeBase, type WindowGreenList } from './scheme';
+
+/** Estimated bytes of one cache entry beside its green positions (Map entry, typed-array header, key). */
+const ENTRY_OVERHEAD = 64;
+
+/**
+ * A logit-bias scheme whose green list depends on the context window only (`Scheme.windowGreen`: KGW with left or
+ * min hashing, Unigram, the reference lefthash schemes) wrapped for a model whose logits are −∞ outside a fixed
+ * support, as an n-gram model's are for every token it never saw in training.
+ *
+ * Full-vocabulary `biasLogits` walks all V entries each step. Adding δ to −∞ changes nothing, so only the support
+ * matters: the green tokens of the support are asked of the scheme once per context window (`windowGreen.green`,
+ * so the green list is the scheme's, never re-implemented) and kept in an LRU cache as the list of their positions
+ * in the support (16 bits each when the support has at most 65,536 tokens). A later step in the same window adds
+ * δ to those tokens only. The biased logits are bit-for-bit those of the scheme's own call (tested); everything
+ * else is delegated.
+ */
+export class SupportBiasScheme extends SchemeBase implements Scheme {
+  readonly inner: Scheme;
+  /** The inner scheme's: the wrapper adds the same δ to the same tokens. */
+  readonly windowGreen: WindowGreenList;
+  readonly #support: Int32Array;
+  readonly #delta: number;
+  readonly #width: number;
+  readonly #vocab: number;
+  /** Whether every window packs exactly into one double as a base-V number: V^h < 2^53. */
+  readonly #numericKey: boolean;
+  readonly #budget: number;
+  #bytes = 0;
+  readonly #cache = new Map<number | string, Uint16Array | Uint32Array>();
+  #flags: Uint8Array | null = null;
+  hits = 0;
+  misses = 0;
+  /** The inner scheme's keys and batched scorer, where it has them: detection through the wrapper is the inner's. */
+  readonly contextKey?: Scheme['contextKey'];
+  readonly inputKey?: Scheme['inputKey'];
+  readonly scoreMany?: Scheme['scoreMany'];
+
+  constructor(inner: Scheme, support: Int32Array, options: { cacheBytes?: number } = {}) {
+    const green = inner.windowGreen;
+    if (green === undefined || typeof inner.biasLogits !== 'function') {
+      fail(
+        'E_INVALID_SPEC',
+        'SupportBiasScheme needs a logit-bias scheme whose green list depends on the window only ' +
+          '(KGW with left or min hashing, Unigram)',
+      );
+    }
+    // The identity fields are immutable, so copying them once equals delegating every read.
+    super(inner.spec, inner, {
+      fingerprint: inner.keyFingerprint,
+      masterFingerprint: inner.masterFingerprint,
+      tenant: inner.tenant,
+    });
+    this.inner = inner;
+    this.windowGreen = green;
+    this.#support = support;
+    this.#delta = green.delta;
+    this.#width = inner.contextWidth;
+    this.#vocab = inner.vocabSize;
+    let span = 1;
+    for (let j = 0; j < this.#width; j++) span *= this.#vocab;
+    // Exact below 2^53; above it the product only grows, so an unsafe span never passes for a safe one.
+    this.#numericKey = Number.isSafeInteger(span);
+    this.#budget = options.cacheBytes ?? 128 * 2 ** 20;
+    this.contextKey = inner.contextKey?.bind(inner);
+    this.inputKey = inner.inputKey?.bind(inner);
+    this.scoreMany = inner.scoreMany?.bind(inner);
+  }
+
+  /** Whether the wrapper is exact for this scheme: it says its green list depends on the context window only. */
+  static applies(scheme: Scheme): boolean {
+    return scheme.windowGreen !== undefined && typeof scheme.biasLogits === 'function';
+  }
+
+  biasLogits(
+    sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null = null,
+    count = logits.length,
+  ): void {
+    const key =
+      ids === null && count === this.#vocab && sequence.length >= this.#width
+        ? this.#key(sequence)
+        : undefined;
+    if (key === undefined) {
+      this.inner.biasLogits!(sequence, logits, ids, count);
+      return;
+    }
+    let green = this.#cache.get(key);
+    if (green === undefined) {
+      this.misses++;
+      green = this.#greenOfSupport(sequence);
+      this.#insert(key, green);
+    } else {
+      this.hits++;
+      // Most recently used last: Map iteration order is insertion order.
+      this.#cache.delete(key);
+      this.#cache.set(key, green);
+    }
+    const delta = this.#delta;
+    if (green instanceof Uint16Array) {
+      const support = this.#support;
+      for (let k = 0; k < green.length; k++) logits[support[green[k]]] += delta;
+    } else {
+      for (let k = 0; k < green.length; k++) logits[green[k]] += delta;
+    }
+  }
+
+  #insert(key: number | string, green: Uint16Array | Uint32Array): void {
+    this.#cache.set(key, green);
+    this.#bytes += green.byteLength + ENTRY_OVERHEAD;
+    while (this.#bytes > this.#budget && this.#cache.size > 1) {
+      const oldest = this.#cache.keys().next().value!;
+      this.#bytes -= this.#cache.get(oldest)!.byteLength + ENTRY_OVERHEAD;
+      this.#cache.delete(oldest);
+    }
+  }
+
+  /** Whether the cache has room for another entry of about the usual size. */
+  #room(): boolean {
+    const typical = (this.#support.length / 4) * (this.#support.length <= 65_536 ? 2 : 4) + ENTRY_OVERHEAD;
+    return this.#bytes + typical <= this.#budget;
+  }
+
+  /** Contexts cached now. */
+  get cached(): number {
+    return this.#cache.size;
+  }
+
+  /**
+   * Fills the cache for the given one-token contexts (most frequent first), a slice at a time so that serving
+   * goes on meanwhile. Only for h = 1, where a context is one token; stops when the cache is full.
+   */
+  async warm(
+    contexts: ArrayLike<number>,
+    options: { sliceMs?: number; stopped?: () => boolean } = {},
+  ): Promise<number> {
+    if (this.#width !== 1) return 0;
+    const sliceMs = options.sliceMs ?? 15;
+    let added = 0;
+    let sliceStart = performance.now();
+    const window = [0];
+    for (let i = 0; i < contexts.length && this.#room(); i++) {
+      if (options.stopped?.()) break;
+      window[0] = contexts[i];
+      const key = this.#key(window);
+      if (key === undefined || this.#cache.has(key)) continue;
+      this.#insert(key, this.#greenOfSupport(window));
+      added++;
+      if (performance.now() - sliceStart > sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+    }
+    return added;
+  }
+
+  choose(
+    sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null,
+    count: number,
+    uniform: () => number,
+  ) {
+    return this.inner.choose(sequence, logits, ids, count, uniform);
+  }
+
+  score(sequence: ArrayLike<number>, index: number): number {
+    return this.inner.score(sequence, index);
+  }
+
+  /**
+   * The last h tokens, exactly: the token itself for h = 1 (the hot path), a base-V number while V^h < 2^53,
+   * else their decimal ids. Undefined when a token is not an id in [0, V), which the base-V digits could not
+   * tell apart; such windows take the inner scheme's own call.
+   */
+  #key(sequence: ArrayLike<number>): number | string | undefined {
+    const end = sequence.length;
+    const vocab = this.#vocab;
+    if (this.#width === 1) {
+      const t = sequence[end - 1];
+      return t >>> 0 === t && t < vocab ? t : undefined;
+    }
+    const start = end - this.#width;
+    if (this.#numericKey) {
+      let key = 0;
+      for (let i = start; i < end; i++) {
+        const t = sequence[i];
+        if (!(t >>> 0 === t && t < vocab)) return undefined;
+        key = key * vocab + t;
+      }
+      return key;
+    }
+    let key = '';
+    for (let i = start; i < end; i++) {
+      const t = sequence[i];
+      if (!(t >>> 0 === t && t < vocab)) return undefined;
+      key += `${t},`;
+    }
+    return key;
+  }
+
+  /** Positions in the support (16-bit when they fit) or token ids of the support's green tokens, in support order. */
+  #greenOfSupport(sequence: ArrayLike<number>): Uint16Array | Uint32Array {
+    const support = this.#support;
+    this.#flags ??= new Uint8Array(support.length);
+    const flags = this.#flags;
+    const found = this.windowGreen.green(sequence, support, support.length, flags);
+    const small = support.length <= 65_536;
+    const green = small ? new Uint16Array(found) : new Uint32Array(found);
+    let k = 0;
+    for (let j = 0; j < support.length; j++) if (flags[j] === 1) green[k++] = small ? j : support[j];
+    return green;
+  }
+}
