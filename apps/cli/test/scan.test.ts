@@ -63,8 +63,12 @@ beforeAll(async () => {
 type Record = {
   id: string;
   line?: number;
+  scheme: string;
+  keyFingerprint: string;
+  nullLaw: { kind: string; p?: number };
   tokens: number;
   scored: number;
+  scoreSum: number;
   pValue: number;
   log10PValue: number;
   detected: boolean;
@@ -104,6 +108,12 @@ describe('tracemark scan', () => {
       }
     }
     expect(out.find((r) => r.id === 'd-empty.txt')).toMatchObject({ tokens: 0, scored: 0, pValue: 1 });
+    // Each record is the one result type: the scheme identity and what the p-value was computed from.
+    const keyFingerprint = createScheme(SPEC, MasterKey.parse('23'.repeat(32))).keyFingerprint;
+    for (const r of out) {
+      expect(r).toMatchObject({ scheme: 'kgw', keyFingerprint, nullLaw: { kind: 'bernoulli' } });
+      expect(Number.isInteger(r.scoreSum) && r.scoreSum >= 0 && r.scoreSum <= r.scored).toBe(true);
+    }
     expect(one.stderr).toMatch(
       /^scan: 7 documents, [\d,]+ tokens \([\d,]+ scored\) in [\d.]+ s with 1 worker .*: 3 detected at α = 0\.001 \(expected false positives 0\.00700\); [\d,]+ documents\/s, [\d,]+ tokens\/s$/m,
     );

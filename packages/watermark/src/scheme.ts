@@ -1,3 +1,4 @@
+import { sampleCategorical } from './sampler';
 import type { BaseSpec } from './spec';
 
 /**
@@ -134,5 +135,21 @@ export abstract class SchemeBase<S extends BaseSpec = BaseSpec> {
     this.keyFingerprint = key.fingerprint;
     this.masterFingerprint = key.masterFingerprint;
     this.tenant = key.tenant;
+  }
+}
+
+/**
+ * A logit-bias scheme (KGW and its reproductions): `biasLogits` shapes the distribution, and the token is the
+ * ordinary categorical draw from the biased logits.
+ */
+export abstract class LogitBiasScheme<S extends BaseSpec = BaseSpec> extends SchemeBase<S> {
+  choose(
+    _sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null,
+    count: number,
+    uniform: () => number,
+  ): number {
+    return sampleCategorical(logits, ids, count, uniform());
   }
 }

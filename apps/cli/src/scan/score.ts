@@ -1,19 +1,18 @@
-import { type Dedup, detectTokens, loadTokenizer } from '@tracemark/verifier';
+import { type Dedup, detectTokens, loadTokenizer, type TestResult } from '@tracemark/verifier';
 import { createScheme, MasterKey } from '@tracemark/watermark';
 import { fail } from '../errors';
 import type { ScanDocument } from './sources';
 
-/** One line of `tracemark scan` output. */
-export interface ScanRecord {
+/**
+ * One line of `tracemark scan` output: the one result type (the exact test of the whole document under H0,
+ * with the scheme identity) and the document's own fields.
+ */
+export interface ScanRecord extends TestResult {
   id: string;
   /** 1-based line of a JSONL record. */
   line?: number;
-  /** Tokens in the document, and those that counted after de-duplication. */
+  /** Tokens in the document (`scored` of them counted after de-duplication). */
   tokens: number;
-  scored: number;
-  /** Exact p-value of the whole document under H0, and its log10 (finite where the double underflows). */
-  pValue: number;
-  log10PValue: number;
   /** log10PValue ≤ log10 α. */
   detected: boolean;
 }
@@ -68,14 +67,16 @@ export async function createScorer(config: ScanConfig): Promise<Scorer> {
   const threshold = Math.log10(config.alpha);
   return (document) => {
     const ids = tokenizer.encodeIds?.(document.text) ?? tokenizer.encode(document.text).ids;
-    const result = detectTokens(ids, { scheme, dedup: config.dedup, perToken: false, window: false });
+    const { perToken, bestWindow, dedup, adjustedPValue, adjustedLog10PValue, ...result } = detectTokens(ids, {
+      scheme,
+      dedup: config.dedup,
+      perToken: false,
+      window: false,
+    });
     return {
       id: document.id,
       ...(document.line === undefined ? {} : { line: document.line }),
-      tokens: result.tokens,
-      scored: result.scored,
-      pValue: result.pValue,
-      log10PValue: result.log10PValue,
+      ...result,
       detected: result.log10PValue <= threshold,
     };
   };

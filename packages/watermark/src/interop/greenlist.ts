@@ -6,7 +6,11 @@
  * The engine reads only the low 32 bits of a seed, so the cache is keyed by them: contexts whose seeds
  * agree modulo 2^32 share one green list in the reference code too.
  */
+import { fail } from '../errors';
 import { topKIndices } from '../sampler';
+import { LogitBiasScheme } from '../scheme';
+import type { BaseSpec } from '../spec';
+import { checkToken } from './common';
 import { RandpermWorkspace, TorchGenerator } from './torch-random';
 
 export interface GreenListCacheOptions {
@@ -171,4 +175,24 @@ export function biasSelfSeeded(
     if (token < vocabSize && isGreen(token)) green.push(position);
   }
   for (const position of green) logits[position] += bias;
+}
+
+/**
+ * What the transformers and lm-watermarking KGW reproductions share beyond their seeding: a token scores 1 when
+ * it is in the green list its context (or, self-seeded, the token itself) draws, 0 otherwise.
+ */
+export abstract class TorchGreenListScheme<S extends BaseSpec = BaseSpec> extends LogitBiasScheme<S> {
+  /** Whether `sequence[index]` is green under its context, as the reference detector decides it. */
+  abstract isGreen(sequence: ArrayLike<number>, index: number): boolean;
+
+  score(sequence: ArrayLike<number>, index: number): number {
+    checkToken(sequence[index], index, this.vocabSize);
+    if (index < this.contextWidth) {
+      fail(
+        'E_CONTEXT_TOO_SHORT',
+        `${this.spec.scheme}: token ${index} has no full context (contextWidth ${this.contextWidth})`,
+      );
+    }
+    return this.isGreen(sequence, index) ? 1 : 0;
+  }
 }

@@ -12,11 +12,10 @@
  *    mod 2^64 − 1 as a Python integer. The window includes the candidate token itself.
  */
 import { fail } from '../errors';
-import { sampleCategorical } from '../sampler';
-import { type Scheme, SchemeBase, type WindowGreenList } from '../scheme';
+import type { Scheme, WindowGreenList } from '../scheme';
 import type { BaseSpec } from '../spec';
 import { MAX_CONTEXT_WIDTH } from '../spec';
-import { checkToken, checkTokens, interopKey, kgwZScore, ngramKey, windowKey64 } from './common';
+import { checkTokens, interopKey, kgwZScore, ngramKey, windowKey64 } from './common';
 import {
   biasGreen,
   biasSelfSeeded,
@@ -24,6 +23,7 @@ import {
   type GreenListCacheOptions,
   greenListSize,
   markGreen,
+  TorchGreenListScheme,
 } from './greenlist';
 import { pyMod, wrapInt64 } from './int64';
 import { InteropFields, uint64Json } from './spec-fields';
@@ -141,7 +141,7 @@ function fixedTableFor(key: bigint): Int32Array {
  * transformers' KGW. Its contextWidth counts the tokens before the scored one that its green list depends on
  * (selfhash: context_width − 1).
  */
-export class HfKgwScheme extends SchemeBase<HfKgwSpec> implements Scheme<HfKgwSpec> {
+export class HfKgwScheme extends TorchGreenListScheme<HfKgwSpec> implements Scheme<HfKgwSpec> {
   readonly greenSize: number;
   /** lefthash; undefined for selfhash, where each candidate seeds its own list. */
   readonly windowGreen: WindowGreenList | undefined;
@@ -244,17 +244,6 @@ export class HfKgwScheme extends SchemeBase<HfKgwSpec> implements Scheme<HfKgwSp
     return this.lists.isGreen(low, token);
   }
 
-  score(sequence: ArrayLike<number>, index: number): number {
-    checkToken(sequence[index], index, this.vocabSize);
-    if (index < this.contextWidth) {
-      fail(
-        'E_CONTEXT_TOO_SHORT',
-        `hf-kgw: token ${index} has no full context (contextWidth ${this.contextWidth})`,
-      );
-    }
-    return this.isGreen(sequence, index) ? 1 : 0;
-  }
-
   /** WatermarkLogitsProcessor.__call__ for one sequence: bias the green list (lefthash) or the self-green candidates. */
   biasLogits(
     sequence: ArrayLike<number>,
@@ -288,16 +277,6 @@ export class HfKgwScheme extends SchemeBase<HfKgwSpec> implements Scheme<HfKgwSp
       (token) => this.lists.isGreen(this.#seedLow(sequence, end, token), token),
       bias,
     );
-  }
-
-  choose(
-    _sequence: ArrayLike<number>,
-    logits: Float32Array,
-    ids: Int32Array | null,
-    count: number,
-    uniform: () => number,
-  ): number {
-    return sampleCategorical(logits, ids, count, uniform());
   }
 
   /**

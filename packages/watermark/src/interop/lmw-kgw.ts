@@ -8,10 +8,9 @@
  * one fixed table: 1 + randperm(1,000,003) seeded with 2971215073, shared by every key.
  */
 import { fail } from '../errors';
-import { sampleCategorical } from '../sampler';
-import { type Scheme, SchemeBase, type WindowGreenList } from '../scheme';
+import type { Scheme, WindowGreenList } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH } from '../spec';
-import { checkToken, checkTokens, interopKey, kgwZScore, ngramKey, windowKey64 } from './common';
+import { checkTokens, interopKey, kgwZScore, ngramKey, windowKey64 } from './common';
 import {
   biasGreen,
   biasSelfSeeded,
@@ -19,6 +18,7 @@ import {
   type GreenListCacheOptions,
   greenListSize,
   markGreen,
+  TorchGreenListScheme,
 } from './greenlist';
 import { pyMod, wrapInt64 } from './int64';
 import { InteropFields } from './spec-fields';
@@ -281,7 +281,7 @@ export interface LmwKgwDetection {
  * lm-watermarking's KGW. Its contextWidth counts the tokens before the scored one that its green list reads: h,
  * or h − 1 when self-salted.
  */
-export class LmwKgwScheme extends SchemeBase<LmwKgwSpec> implements Scheme<LmwKgwSpec> {
+export class LmwKgwScheme extends TorchGreenListScheme<LmwKgwSpec> implements Scheme<LmwKgwSpec> {
   readonly seeding: LmwSeeding;
   /** Schemes without self-salt; undefined for self-salted ones, where each candidate seeds its own list. */
   readonly windowGreen: WindowGreenList | undefined;
@@ -362,17 +362,6 @@ export class LmwKgwScheme extends SchemeBase<LmwKgwSpec> implements Scheme<LmwKg
     return this.lists.isGreen(this.#seedLow(sequence, index, token), token);
   }
 
-  score(sequence: ArrayLike<number>, index: number): number {
-    checkToken(sequence[index], index, this.vocabSize);
-    if (index < this.contextWidth) {
-      fail(
-        'E_CONTEXT_TOO_SHORT',
-        `lmw-kgw: token ${index} has no full context (contextWidth ${this.contextWidth})`,
-      );
-    }
-    return this.isGreen(sequence, index) ? 1 : 0;
-  }
-
   /** WatermarkLogitsProcessor.__call__ for one sequence. */
   biasLogits(
     sequence: ArrayLike<number>,
@@ -399,16 +388,6 @@ export class LmwKgwScheme extends SchemeBase<LmwKgwSpec> implements Scheme<LmwKg
       (token) => this.lists.isGreen(this.#seedLow(sequence, end, token), token),
       delta,
     );
-  }
-
-  choose(
-    _sequence: ArrayLike<number>,
-    logits: Float32Array,
-    ids: Int32Array | null,
-    count: number,
-    uniform: () => number,
-  ): number {
-    return sampleCategorical(logits, ids, count, uniform());
   }
 
   /**

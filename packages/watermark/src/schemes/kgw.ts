@@ -17,8 +17,8 @@
  */
 import type { SchemeKey } from '../keys';
 import { type ContextHashing, ContextPrf } from '../prf';
-import { sampleCategorical, topKIndices } from '../sampler';
-import { type Scheme, SchemeBase, type WindowGreenList } from '../scheme';
+import { topKIndices } from '../sampler';
+import { LogitBiasScheme, type Scheme, type WindowGreenList } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH, type SpecReader } from '../spec';
 
 export interface KgwSpec extends BaseSpec {
@@ -101,7 +101,7 @@ function greenMask(bits: Uint8Array, lo: number, hi: number, block: number): num
   return lt;
 }
 
-export class KgwScheme extends SchemeBase<KgwSpec> implements Scheme<KgwSpec> {
+export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpec> {
   readonly #prf: ContextPrf;
   /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
   readonly contextKey?: Scheme['contextKey'];
@@ -232,16 +232,6 @@ export class KgwScheme extends SchemeBase<KgwSpec> implements Scheme<KgwSpec> {
       if ((greenMask(this.#bits, prf.lo, prf.hi, token >>> 5) >>> (token & 31)) & 1)
         logits[position] += this.spec.delta;
     }
-  }
-
-  choose(
-    _sequence: ArrayLike<number>,
-    logits: Float32Array,
-    ids: Int32Array | null,
-    count: number,
-    uniform: () => number,
-  ): number {
-    return sampleCategorical(logits, ids, count, uniform());
   }
 
   score(sequence: ArrayLike<number>, index: number): number {
