@@ -17,7 +17,6 @@ import {
   SupportBiasScheme,
 } from '@tracemark/watermark';
 import {
-  LAB_PROFILES,
   LAB_SCHEME_NAMES,
   type LabConfig,
   type LabProfile,

@@ -67,17 +67,14 @@ export async function createScorer(config: ScanConfig): Promise<Scorer> {
   const threshold = Math.log10(config.alpha);
   return (document) => {
     const ids = tokenizer.encodeIds?.(document.text) ?? tokenizer.encode(document.text).ids;
-    const { perToken, bestWindow, dedup, adjustedPValue, adjustedLog10PValue, ...result } = detectTokens(ids, {
-      scheme,
-      dedup: config.dedup,
-      perToken: false,
-      window: false,
-    });
+    const result = detectTokens(ids, { scheme, dedup: config.dedup, perToken: false, window: false });
+    // The text test's own fields (windows, per-token entries, the de-duplication) are not a scan's.
+    const { perToken, bestWindow, dedup, adjustedPValue, adjustedLog10PValue, ...test } = result;
     return {
       id: document.id,
       ...(document.line === undefined ? {} : { line: document.line }),
-      ...result,
-      detected: result.log10PValue <= threshold,
+      ...test,
+      detected: test.log10PValue <= threshold,
     };
   };
 }
