@@ -6,24 +6,16 @@ import { fileURLToPath } from 'node:url';
 import { EvidenceStore, sha256Hex } from '@tracemark/evidence';
 import { MasterKey } from '@tracemark/watermark';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type FakeServer, startFakeServer, wordWriter } from '../../../packages/evidence/test/fake-server';
+import { describe, expect, it } from 'vitest';
+import { fakeServers, wordWriter } from '../../../packages/evidence/test/fake-server';
 import { Progress } from '../src/progress';
 
 // The built CLI: its workers run built code only (CI builds before it tests).
 const CLI = fileURLToPath(new URL('../bin/tracemark.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-probe-'));
 const SECRET = 'sk-test-0123456789abcdefSECRET';
-const servers: FakeServer[] = [];
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function server(options: Parameters<typeof startFakeServer>[0]): Promise<FakeServer> {
-  const s = await startFakeServer(options);
-  servers.push(s);
-  return s;
-}
+/** Fake OpenAI servers, closed after the file's tests. */
+const server = fakeServers();
 
 interface Run {
   code: number | null;

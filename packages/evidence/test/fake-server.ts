@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll } from 'vitest';
 
 /**
  * A small OpenAI-compatible server for probe tests (node:http on 127.0.0.1): answers chat completions and
@@ -109,6 +110,19 @@ const WORDS =
  * Text of space-separated common words, sampled with or without a KGW watermark over those words' o200k
  * tokens: each word is one token, so encoding the text gives back exactly the generated ids.
  */
+/** A starter of fake servers for one test file; every server it started is closed after the file's tests. */
+export function fakeServers(): (options?: FakeServerOptions) => Promise<FakeServer> {
+  const servers: FakeServer[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return async (options) => {
+    const server = await startFakeServer(options);
+    servers.push(server);
+    return server;
+  };
+}
+
 export async function wordWriter(options: {
   spec: Record<string, unknown>;
   key: import('@tracemark/watermark').MasterKey;

@@ -1,21 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ProbeClient, type ProbeParameters, retryAfterMs } from '../src/client';
 import { type ProbePrompt, parsePromptBank } from '../src/prompts';
 import { sha256Hex } from '../src/store';
-import { type FakeServer, startFakeServer } from './fake-server';
+import { fakeServers } from './fake-server';
 
 const SECRET = 'sk-test-0123456789abcdefSECRET';
-const servers: FakeServer[] = [];
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function server(options: Parameters<typeof startFakeServer>[0]): Promise<FakeServer> {
-  const s = await startFakeServer(options);
-  servers.push(s);
-  return s;
-}
+/** Fake OpenAI servers, closed after the file's tests. */
+const server = fakeServers();
 
 const prompt: ProbePrompt = { id: 'p1', prompt: 'Hello there', system: null, line: 1 };
 const chat: ProbeParameters = { api: 'chat', model: 'fake-model', temperature: 1, maxTokens: 16 };

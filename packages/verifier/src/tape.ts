@@ -338,23 +338,26 @@ export class CountedTape {
     );
     // Stopped at the limit, the scan looked at the tokens up to the last one it counted.
     counts.seen += m === left && m > 0 ? this.#counted[m - 1] - prompt.length + 1 : output.length;
+    this.#reserve(m * this.stride);
+    // Each counted position's window and token, copied in a plain loop: a subarray per position would
+    // allocate an object per token.
     const h = this.contextWidth;
+    const ids = this.#ids;
+    const counted = this.#counted;
+    let at = this.#length;
     for (let j = 0; j < m; j++) {
-      const i = this.#counted[j];
-      this.#push(sequence, i - h, i + 1);
+      for (let i = counted[j] - h, end = counted[j] + 1; i < end; i++) ids[at++] = sequence[i];
     }
+    this.#length = at;
     counts.scored += m;
     return m;
   }
 
-  #push(sequence: Uint32Array, start: number, end: number): void {
-    if (this.#length + this.stride > this.#ids.length) {
-      const grown = new Uint32Array(Math.max(2 * this.#ids.length, this.#length + this.stride));
-      grown.set(this.#ids.subarray(0, this.#length));
-      this.#ids = grown;
-    }
-    this.#ids.set(sequence.subarray(start, end), this.#length);
-    this.#length += this.stride;
+  #reserve(more: number): void {
+    if (this.#length + more <= this.#ids.length) return;
+    const grown = new Uint32Array(Math.max(2 * this.#ids.length, this.#length + more));
+    grown.set(this.#ids.subarray(0, this.#length));
+    this.#ids = grown;
   }
 
   /** Score of counted position j under `scheme`. */

@@ -1,3 +1,5 @@
+import { lowbias32 } from './mix';
+
 /**
  * A set of 64-bit keys (two uint32 halves) in open addressing with linear probing over one typed array.
  * De-duplication runs once per scored token, where a JavaScript `Set` of 53-bit numbers would allocate a
@@ -102,8 +104,8 @@ export function windowKey(words: ArrayLike<number>, start: number, end: number, 
     let b = 0x85a308d3;
     for (let i = start; i < end; i++) {
       const w = words[i] >>> 0;
-      a = mix((a ^ w) >>> 0);
-      b = mix((b + w + a) | 0);
+      a = lowbias32((a ^ w) >>> 0);
+      b = lowbias32((b + w + a) | 0);
     }
     out[0] = a;
     out[1] = (b | 0x80000000) & 0xfffffffe;
@@ -120,13 +122,4 @@ export function shortWindowKeyLo(words: ArrayLike<number>, end: number, length: 
 
 export function shortWindowKeyHi(words: ArrayLike<number>, end: number, length: number): number {
   return length === 2 ? words[end - 2] + 1 : length === 1 ? 0 : 0x7fffffff;
-}
-
-function mix(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
 }
