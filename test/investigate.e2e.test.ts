@@ -75,7 +75,8 @@ function startDemo(): Promise<string> {
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => {
       log += d;
-      const match = /listening on (http:\/\/[^\s]+)/.exec(log);
+      // The server logs JSON lines: the URL ends at the closing quote.
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(log);
       if (match) resolve(match[1]);
     };
     child.stdout?.on('data', onData);
@@ -103,7 +104,7 @@ describe.skipIf(!demoExists)('investigating the demo server’s students', () =>
     server?.kill('SIGTERM');
   });
 
-  it('detects the distilled student: the probe stops on the e-process, verify gives p < 1e-6', async () => {
+  it('detects the distilled student: the probe stops on the e-process, verify cites its anytime p < 1e-6', async () => {
     const store = join(work, 'distilled.db');
     const probe = await tracemark([
       'probe',
@@ -142,13 +143,24 @@ describe.skipIf(!demoExists)('investigating the demo server’s students', () =>
     expect(verify.code, verify.stderr).toBe(0);
     const report = JSON.parse(verify.stdout);
     console.info(
-      `distilled: ${report.responses.count} responses, ${report.scored} scored tokens, p = ${report.pValue.toExponential(2)}, anytime-valid p = 10^${report.sequential.log10AnytimePValue.toFixed(2)}, controls KS p = ${report.controls.uniformity.pValue.toFixed(3)}`,
+      `distilled: ${report.responses.count} responses, ${report.scored} scored tokens, cited (${report.verdict.basis}) p = 10^${report.verdict.log10PValueCited.toFixed(2)}, fixed-size p = ${report.pValue.toExponential(2)}, controls KS p = ${report.controls.uniformity.pValue.toFixed(3)}`,
     );
-    expect(report.pValue).toBeLessThan(1e-6);
-    expect(report.sequential.log10AnytimePValue).toBeLessThanOrEqual(-6);
+    // Probing stopped on the e-process, so the fixed-size p is optimistic: the verdict cites the anytime-valid p.
     expect(report.stoppedBySequentialTest).toBe(true);
+    expect(report.sequential.log10AnytimePValue).toBeLessThanOrEqual(-6);
+    expect(report.verdict).toMatchObject({
+      detected: true,
+      basis: 'anytime',
+      controlsPassed: true,
+      log10PValueCited: report.sequential.log10AnytimePValue,
+    });
+    expect(report.verdict.pValueCited).toBeLessThan(1e-6);
     expect(report.controls.passed).toBe(true);
-    expect(report.verdict.detected).toBe(true);
+    expect(report.suspect).toMatchObject({
+      reportedModels: { 'tracemark-student-distilled': report.responses.count },
+      endpoints: [`${base}/v1`],
+      responses: report.responses.count,
+    });
     expect(report.reportedModels).toEqual({ 'tracemark-student-distilled': report.responses.count });
     expect(verify.stdout).not.toContain(readFileSync(keyFile, 'utf8').trim());
   }, 300_000);
@@ -189,7 +201,7 @@ describe.skipIf(!demoExists)('investigating the demo server’s students', () =>
     expect(report.pValue).toBeGreaterThan(0.01);
     expect(report.controls.passed).toBe(true);
     expect(report.controls.count).toBeGreaterThanOrEqual(20);
-    expect(report.verdict.detected).toBe(false);
+    expect(report.verdict).toMatchObject({ detected: false, basis: 'fixed', pValueCited: report.pValue });
     expect(report.responses.sha256).toHaveLength(64);
   }, 300_000);
 });

@@ -1,13 +1,14 @@
 import { defineConfig } from 'vitest/config';
 import { workspaceAliases } from '../../vitest.shared.ts';
 
+// Timeouts for a loaded 2-core CI runner, where tests run several times slower than on an idle machine.
 export default defineConfig({
   resolve: { alias: workspaceAliases },
   test: {
     name: 'demo-server',
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    testTimeout: 180_000,
+    hookTimeout: 300_000,
   },
 });

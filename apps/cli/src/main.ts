@@ -13,10 +13,18 @@ type Runner = (options: any, operands: string[]) => number | Promise<number>;
 const EXIT_CODES =
   'exit codes: 0 ran (watermark or not), 1 detected at --alpha with --fail-on-detect, 2 usage or input error';
 
+/** A key on the command line shows in `ps` output and shell history, so --key is refused with this pointer. */
+export const KEY_OPTION_REMOVED =
+  '--key is no longer accepted (a key on the command line is visible in ps and shell history): use --key-file <file> or $TRACEMARK_KEY';
+
 function keyOptions(): Option[] {
   return [
-    new Option('--key-file <file>', 'the master key file (as written by tracemark keygen)'),
-    new Option('--key <hex>', 'the master key as 64 hex digits (default: $TRACEMARK_KEY)'),
+    new Option(
+      '--key-file <file>',
+      'the master key file (as written by tracemark keygen; default: $TRACEMARK_KEY)',
+    ),
+    // Removed (the key would show in ps and shell history); kept hidden so that it fails with a pointer to --key-file.
+    new Option('--key [hex]').hideHelp(),
   ];
 }
 
@@ -66,7 +74,7 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
   const detect = command(
     'detect',
     'test one text (a file, or standard input) or a list of token ids for the watermark',
-    '[file|-] --spec <json|file> (--key-file <file> | --key <hex> | $TRACEMARK_KEY) [options]',
+    '[file|-] --spec <json|file> (--key-file <file> | $TRACEMARK_KEY) [options]',
   )
     .argument('[file]', 'the text to test; - or nothing reads standard input')
     .option('--spec <json|file>', 'the watermark spec: JSON, or a file holding it');
@@ -122,8 +130,8 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
   const report = command(
     'report',
     'sign an evidence bundle (bundle.json, HMAC-SHA256) from a verify result and write report.html; or check a bundle (exit 0 valid, 1 invalid signature or altered content)',
-    '--in <verify.json|-> --out <dir> (--key-file <file> | --key <hex> | $TRACEMARK_KEY) [options]\n' +
-      '       tracemark report --check <bundle.json> (--key-file <file> | --key <hex> | $TRACEMARK_KEY)',
+    '--in <verify.json|-> --out <dir> (--key-file <file> | $TRACEMARK_KEY) [options]\n' +
+      '       tracemark report --check <bundle.json> (--key-file <file> | $TRACEMARK_KEY)',
   )
     .option('--in <verify.json|->', 'the result of tracemark verify --json; - reads standard input')
     .option('--out <dir>', 'the directory to write bundle.json and report.html to')
@@ -145,7 +153,7 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
   const scan = command(
     'scan',
     'test every document of a corpus: one JSON line per document on standard output, a summary on standard error',
-    '<dir|file|-> --spec <json|file> (--key-file <file> | --key <hex> | $TRACEMARK_KEY) [options]',
+    '<dir|file|-> --spec <json|file> (--key-file <file> | $TRACEMARK_KEY) [options]',
   )
     .argument('[corpus]', 'a directory (one document per file), a file, or - for standard input')
     .option('--spec <json|file>', 'the watermark spec: JSON, or a file holding it');
@@ -247,6 +255,9 @@ export async function main(argv: string[]): Promise<number> {
   guardOutput();
   let code = 0;
   const tracemark = program(async (load, command) => {
+    // Before the command reads any input, so that the pointer comes first whatever else is wrong.
+    if (command.opts().key !== undefined)
+      throw new CommanderError(2, 'tracemark.keyOptionRemoved', KEY_OPTION_REMOVED);
     code = await (await load())(command.opts(), command.args);
   });
   if (argv.length === 0) {

@@ -144,12 +144,18 @@ describe('tracemark detect: bad input', () => {
   it('never prints key material for a malformed key', () => {
     const secretish = `${'ab'.repeat(31)}zz`;
     const bad = join(dir, 'bad.key');
-    writeFileSync(bad, secretish);
-    for (const run of [
-      tracemark(['detect', '--spec', SPEC, '--key-file', bad, '--ids', '[1,2]']),
-      tracemark(['detect', '--spec', SPEC, '--key', secretish, '--ids', '[1,2]']),
-    ]) {
-      expectOneLineError(run, /does not hold a master key/);
+    writeFileSync(bad, secretish, { mode: 0o600 });
+    for (const [run, message] of [
+      [
+        tracemark(['detect', '--spec', SPEC, '--key-file', bad, '--ids', '[1,2]']),
+        /does not hold a master key/,
+      ],
+      [
+        tracemark(['detect', '--spec', SPEC, '--key', secretish, '--ids', '[1,2]']),
+        /--key is no longer accepted/,
+      ],
+    ] as const) {
+      expectOneLineError(run, message);
       expect(run.stderr + run.stdout).not.toContain('abab');
     }
   });

@@ -200,7 +200,7 @@ describe('tracemark probe', () => {
   it('stops as soon as the e-process reaches 1/α (--until-alpha), and says so', async () => {
     const key = MasterKey.parse('6d'.repeat(32));
     const keyFile = join(dir, 'owner.key');
-    writeFileSync(keyFile, `${key.exportHex()}\n`);
+    writeFileSync(keyFile, `${key.exportHex()}\n`, { mode: 0o600 });
     const spec = { scheme: 'kgw', vocabSize: 200019, gamma: 0.25, delta: 2, contextWidth: 1 };
     const s = await server({ reply: await wordWriter({ spec, key, watermark: true }) });
     const store = join(dir, 'sequential.db');

@@ -1,16 +1,21 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import {
   checkEvidence,
+  type EvidenceBody,
   type EvidenceBundle,
   escapeHtml,
+  evidenceBody,
+  formatPValue,
   holmAdjustLog10,
   kolmogorovSmirnovUniform,
   loadTokenizer,
+  parseVerifySummary,
   radioactivityTest,
   sha256Hex,
+  signEvidence,
   writeKeyFile,
 } from '@tracemark/verifier';
 import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
@@ -23,6 +28,7 @@ const keyFile = join(dir, 'owner.key');
 const otherKeyFile = join(dir, 'other.key');
 const SPEC = { scheme: 'kgw', vocabSize: 200019, gamma: 0.25, delta: 2, contextWidth: 1 };
 const HOSTILE = '<script>alert("x")</script> & "quoted" \'single\' <img src=x onerror=alert(1)>';
+const ANYTIME_LOG10P = -7.25;
 
 /** Generated ids from a synthetic model over the o200k vocabulary (200,019 ids), with the tenant's watermark. */
 function generate(key: MasterKey, tenant: string, words: number[], seed: string, length: number): number[] {
@@ -91,6 +97,25 @@ beforeAll(async () => {
     responses: { count: texts.length, sha256: texts.map(sha256Hex) },
     samples: texts.map((text, i) => ({ id: `response ${i + 1} ${i === 1 ? HOSTILE : ''}`, text })),
     model: 'suspect-7b',
+    // Probing stopped on the e-process: the verdict cites its anytime-valid p, larger than the exact one.
+    stoppedBySequentialTest: true,
+    sequential: { log10AnytimePValue: ANYTIME_LOG10P },
+    verdict: {
+      detected: true,
+      pValueCited: 10 ** ANYTIME_LOG10P,
+      log10PValueCited: ANYTIME_LOG10P,
+      basis: 'anytime',
+      controlsPassed: true,
+      text: 'watermark detected',
+    },
+    suspect: {
+      requestedModel: 'suspect-7b',
+      reportedModels: { 'suspect-7b-0613': 3, [HOSTILE]: 1 },
+      endpoints: ['https://auditor:sk-live-secret@api.example.com/v1?key=sk-query-secret'],
+      probeDates: { first: '2026-11-30T08:00:00.000Z', last: '2026-11-30T08:05:00.000Z' },
+      responses: texts.length,
+      tokens: { seen: best.seen, scored: best.scored },
+    },
     unknownField: { nested: true },
   };
   writeFileSync(verifyFile, JSON.stringify(verify));
@@ -109,6 +134,9 @@ beforeAll(async () => {
   expect(made.stdout).toMatch(
     /^wrote .*bundle\.json \(signed by tm1:[0-9a-f]{16}\) and .*report\.html \(3 samples highlighted\)\n$/,
   );
+  // The evidence is the owner's alone, like the evidence store and the key file.
+  for (const name of ['bundle.json', 'report.html'])
+    expect(statSync(join(out, name)).mode & 0o777).toBe(0o600);
 });
 
 function bundle(): EvidenceBundle {
@@ -125,7 +153,7 @@ describe('tracemark report: the signed evidence bundle', () => {
   it('holds the evidence, and --check accepts it (exit 0)', () => {
     const { body, signature } = bundle();
     expect(body).toMatchObject({
-      format: 'tracemark-evidence/v1',
+      format: 'tracemark-evidence/v2',
       tool: { name: 'tracemark' },
       spec: SPEC,
       keyFingerprint: key.fingerprint,
@@ -134,7 +162,22 @@ describe('tracemark report: the signed evidence bundle', () => {
       counts: { responses: 4, seen: verify.seen, scored: verify.scored },
       pValue: verify.pValue,
       log10PValue: verify.log10PValue,
-      detected: true,
+      verdict: {
+        basis: 'anytime',
+        pValueCited: 10 ** ANYTIME_LOG10P,
+        log10PValueCited: ANYTIME_LOG10P,
+        controlsPassed: true,
+        detected: true,
+      },
+      suspect: {
+        requestedModel: 'suspect-7b',
+        reportedModels: { 'suspect-7b-0613': 3, [HOSTILE]: 1 },
+        // The endpoint without its credentials.
+        endpoints: ['https://api.example.com/v1'],
+        probeDates: { first: '2026-11-30T08:00:00.000Z', last: '2026-11-30T08:05:00.000Z' },
+        responses: 4,
+        tokens: { seen: verify.seen, scored: verify.scored },
+      },
       trajectory: verify.trajectory,
       responses: verify.responses,
     });
@@ -147,7 +190,43 @@ describe('tracemark report: the signed evidence bundle', () => {
     expect(signature.value).toMatch(/^[0-9a-f]{64}$/);
     const run = check(bundle());
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^valid: .* is signed by tm1:[0-9a-f]{16} \(created .*; p-value .*\)\n$/);
+    expect(run.stdout).toMatch(
+      /^valid: .* is signed by tm1:[0-9a-f]{16} \(created .*; anytime-valid p-value 5\.62e-8\)\n$/,
+    );
+    expect(JSON.stringify(bundle())).not.toContain('secret');
+  });
+
+  it('still checks a v1 bundle, and cites the fixed p of a verify result without a verdict', () => {
+    const { verdict: _, suspect: __, ...v2 } = bundle().body;
+    const v1Body = { ...v2, format: 'tracemark-evidence/v1', detected: true };
+    const v1 = { ...signEvidence(v1Body as unknown as EvidenceBody, key), format: 'tracemark-evidence/v1' };
+    expect(checkEvidence(v1, key).valid).toBe(true);
+    const run = check(v1);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/; p-value \S+\)\n$/);
+    const { verdict: ___, stoppedBySequentialTest: ____, suspect: _____, ...legacy } = verify;
+    expect(parseVerifySummary(legacy, 'old.json').verdict).toEqual({
+      basis: 'fixed',
+      pValueCited: verify.pValue,
+      log10PValueCited: verify.log10PValue,
+      controlsPassed: true,
+    });
+    // An older verify object after a sequential stop cites its e-process, and its failed controls count.
+    const stopped = parseVerifySummary(
+      {
+        ...legacy,
+        stoppedBySequentialTest: true,
+        controls: { ...(verify.controls as object), passed: false },
+      },
+      'old.json',
+    );
+    expect(stopped.verdict).toEqual({
+      basis: 'anytime',
+      pValueCited: 10 ** ANYTIME_LOG10P,
+      log10PValueCited: ANYTIME_LOG10P,
+      controlsPassed: false,
+    });
+    expect(evidenceBody(stopped, key, { toolVersion: '0', alpha: 1e-3 }).verdict.detected).toBe(false);
   });
 
   it.each([
@@ -307,7 +386,10 @@ describe('tracemark report: input', () => {
 describe('the HTML report', () => {
   it('escapes every text and carries no script or external resource', () => {
     const html = readFileSync(join(out, 'report.html'), 'utf8');
-    expect(html).not.toMatch(/<script|<img|<link|@import|url\(|https?:\/\/(?!www\.w3\.org\/2000\/svg)/i);
+    // The suspect's endpoint is shown as text; no other URL appears.
+    expect(html).not.toMatch(
+      /<script|<img|<link|@import|url\(|https?:\/\/(?!www\.w3\.org\/2000\/svg|api\.example\.com\/v1<\/code>)/i,
+    );
     expect(html).toContain(escapeHtml(HOSTILE));
     expect(html).toContain(`<title>Audit ${escapeHtml(HOSTILE)}</title>`);
     expect(html).toContain("default-src 'none'");
@@ -357,6 +439,29 @@ describe('the HTML report', () => {
         expect(await page.locator('.sample').count()).toBe(3);
         expect(await page.locator('.tokens .g').count()).toBeGreaterThan(300);
         expect(await page.locator('h1').textContent()).toBe(`Audit ${HOSTILE}`);
+        // The headline cites the verdict's p-value and names the suspect, where and when it was probed.
+        expect(await page.locator('#verdict').textContent()).toBe('watermark detected');
+        expect(await page.locator('#p-cited').textContent()).toBe(
+          formatPValue(10 ** ANYTIME_LOG10P, ANYTIME_LOG10P),
+        );
+        const facts = Object.fromEntries(
+          await page
+            .locator('dl.facts dt')
+            .evaluateAll((dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent])),
+        );
+        expect(facts['p-value']).toMatch(/^5\.62e-8 \(log10 -7\.250\) anytime-valid/);
+        expect(facts['fixed-size p']).toBe(
+          `${formatPValue(verify.pValue as number, verify.log10PValue as number)}, not cited: optimistic after a sequential stop`,
+        );
+        expect(facts.suspect).toBe(
+          `suspect-7b-0613 ×3, ${HOSTILE} ×1 (as the endpoint reported it; requested suspect-7b)`,
+        );
+        expect(facts.endpoint).toBe('https://api.example.com/v1');
+        expect(facts.probed).toBe('2026-11-30T08:00:00.000Z to 2026-11-30T08:05:00.000Z');
+        expect(facts.responses).toMatch(/^4 stored responses/);
+        expect(facts.tokens).toBe(
+          `${(verify.scored as number).toLocaleString('en')} scored of ${(verify.seen as number).toLocaleString('en')} seen`,
+        );
         const screenshot = process.env.TRACEMARK_REPORT_SCREENSHOT ?? join(dir, 'report.png');
         await page.screenshot({ path: screenshot, fullPage: true });
         expect(readFileSync(screenshot).length).toBeGreaterThan(10_000);

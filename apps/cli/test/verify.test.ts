@@ -4,7 +4,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EvidenceStore, sha256Hex } from '@tracemark/evidence';
-import { evidenceBody, parseVerifySummary, renderReportHtml, signEvidence } from '@tracemark/verifier';
+import {
+  evidenceBody,
+  formatPValue,
+  parseVerifySummary,
+  renderReportHtml,
+  signEvidence,
+} from '@tracemark/verifier';
 import { createScheme, MasterKey } from '@tracemark/watermark';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -17,14 +23,19 @@ const owner = MasterKey.parse('44'.repeat(32));
 describe('tracemark verify', () => {
   const bigSpec = { scheme: 'kgw', vocabSize: 200019, gamma: 0.25, delta: 2, contextWidth: 1 };
   const keyFile = join(dir, 'owner.key');
-  writeFileSync(keyFile, `# test key\n${owner.exportHex()}\n`);
+  // Owner-only, as a key file must be.
+  writeFileSync(keyFile, `# test key\n${owner.exportHex()}\n`, { mode: 0o600 });
 
-  async function storeOf(path: string, watermark: boolean): Promise<void> {
+  async function storeOf(
+    path: string,
+    watermark: boolean,
+    options: { endpoint?: string; stopped?: boolean; count?: number } = {},
+  ): Promise<void> {
     const write = await wordWriter({ spec: bigSpec, key: owner, watermark });
     const store = EvidenceStore.open(path, { create: true });
     store.bindModel('suspect');
-    const run = store.startRun({});
-    for (let i = 0; i < 40; i++) {
+    const run = store.startRun(options.stopped ? { untilAlpha: 1e-6 } : {});
+    for (let i = 0; i < (options.count ?? 40); i++) {
       const output = write(`prompt ${i}`, 0);
       const body = new TextEncoder().encode(
         JSON.stringify({ id: `c${i}`, model: 'suspect-v2', choices: [{ message: { content: output } }] }),
@@ -35,7 +46,7 @@ describe('tracemark verify', () => {
         prompt: `Write about topic ${i}.`,
         system: null,
         api: 'chat',
-        endpoint: 'http://127.0.0.1:1/v1',
+        endpoint: options.endpoint ?? 'http://127.0.0.1:1/v1',
         requestUrl: 'http://127.0.0.1:1/v1/chat/completions',
         requestBody: '{}',
         requestedModel: 'suspect',
@@ -51,7 +62,13 @@ describe('tracemark verify', () => {
         attempts: 1,
       });
     }
-    store.finishRun(run, { state: 'complete' });
+    // What `probe --until-alpha` records when the e-process reached 1/α.
+    store.finishRun(
+      run,
+      options.stopped
+        ? { state: 'stopped-by-sequential-test', stored: options.count ?? 40, sequential: { alpha: 1e-6 } }
+        : { state: 'complete' },
+    );
     store.close();
   }
 
@@ -130,7 +147,114 @@ describe('tracemark verify', () => {
     expect(text.status).toBe(1);
     expect(text.stdout).toMatch(/^suspect {6}suspect: 40 responses in /);
     expect(text.stdout).toMatch(/controls {5}50 never-used keys: .* → passed/);
-    expect(text.stdout).toMatch(/verdict {6}watermark detected at α = 0.001/);
+    expect(text.stdout).toMatch(/verdict {6}watermark detected at α = 0.001 \(exact p = /);
+    expect(report.verdict).toMatchObject({
+      basis: 'fixed',
+      pValueCited: report.pValue,
+      log10PValueCited: report.log10PValue,
+    });
+    expect(report.suspect).toEqual({
+      requestedModel: 'suspect',
+      reportedModels: { 'suspect-v2': 40 },
+      endpoints: ['http://127.0.0.1:1/v1'],
+      probeDates: {
+        first: new Date(2025, 0, 1, 0, 0, 0).toISOString(),
+        last: new Date(2025, 0, 1, 0, 0, 40).toISOString(),
+      },
+      responses: 40,
+      tokens: { seen: report.seen, scored: report.scored },
+    });
+  });
+
+  it('cites the anytime-valid p after probing stopped on the e-process, in the verdict and the report', async () => {
+    const store = join(dir, 'stopped.db');
+    await storeOf(store, true, {
+      stopped: true,
+      count: 12,
+      endpoint: 'https://investigator:sk-secret-1@api.example.com/v1?api_key=sk-secret-2#frag',
+    });
+    const args = ['--store', store, '--key-file', keyFile, '--spec', JSON.stringify(bigSpec)];
+    const run = tracemark([...args, '--json']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain('sk-secret');
+    const report = JSON.parse(run.stdout);
+    expect(report.stoppedBySequentialTest).toBe(true);
+    // The fixed-size p is the smaller, and optimistic after the stop: the verdict cites the anytime-valid one.
+    expect(report.log10PValue).toBeLessThan(report.sequential.log10AnytimePValue);
+    expect(report.verdict).toEqual({
+      detected: report.sequential.log10AnytimePValue <= -3,
+      pValueCited: 10 ** report.sequential.log10AnytimePValue,
+      log10PValueCited: report.sequential.log10AnytimePValue,
+      basis: 'anytime',
+      controlsPassed: true,
+      text: expect.stringMatching(/\(anytime-valid p = .*, as probing stopped on the e-process\)/),
+    });
+    expect(report.verdict.detected).toBe(true);
+    expect(report.suspect).toMatchObject({
+      reportedModels: { 'suspect-v2': 12 },
+      endpoints: ['https://api.example.com/v1'],
+      responses: 12,
+    });
+    expect(report.responses.endpoints).toEqual(['https://api.example.com/v1']);
+
+    const text = tracemark(args);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/verdict {6}watermark detected at α = 0.001 \(anytime-valid p = /);
+    expect(text.stdout).toMatch(/note {9}.*so the verdict cites the anytime-valid p = /);
+
+    // The signed bundle and the HTML headline carry the same p-value, and the suspect.
+    const summary = parseVerifySummary(report, 'verify.json');
+    expect(summary.verdict).toEqual({
+      basis: 'anytime',
+      pValueCited: report.verdict.pValueCited,
+      log10PValueCited: report.verdict.log10PValueCited,
+      controlsPassed: true,
+    });
+    const body = evidenceBody(summary, owner, { toolVersion: '0', alpha: 1e-3 });
+    expect(body.format).toBe('tracemark-evidence/v2');
+    expect(body.verdict).toMatchObject({ basis: 'anytime', detected: true });
+    expect(body.verdict.log10PValueCited).toBe(report.sequential.log10AnytimePValue);
+    expect(body.suspect).toEqual(report.suspect);
+    const html = renderReportHtml(signEvidence(body, owner));
+    expect(html).toContain(
+      `<span id="p-cited">${formatPValue(report.verdict.pValueCited, report.verdict.log10PValueCited)}</span>`,
+    );
+    expect(html).toMatch(/anytime-valid \(probing stopped when the e-process reached 1\/α\)/);
+    expect(html).toMatch(/<dt>fixed-size p<\/dt><dd>[^<]*, not cited: optimistic after a sequential stop/);
+    expect(html).toContain('<dt>suspect</dt><dd><code>suspect-v2</code> ×12');
+    expect(html).toContain('<dt>endpoint</dt><dd><code>https://api.example.com/v1</code></dd>');
+    expect(html).not.toContain('sk-secret');
+    // A verdict that cites the fixed-size p after a sequential stop is refused.
+    expect(() =>
+      parseVerifySummary({ ...report, verdict: { ...report.verdict, basis: 'fixed' } }, 'verify.json'),
+    ).toThrow(/field "verdict.basis" is missing or not "anytime" after a sequential stop/);
+  });
+
+  it('is inconclusive, and --fail-on-detect does not fire, when the controls fail', async () => {
+    const store = join(dir, 'controls.db');
+    await storeOf(store, true);
+    // A threshold no KS p-value reaches makes the controls fail.
+    const args = ['--store', store, '--key-file', keyFile, '--spec', JSON.stringify(bigSpec)];
+    const run = tracemark([...args, '--controls-alpha', '0.9999999', '--json']);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.log10PValue).toBeLessThan(-10);
+    expect(report.controls.passed).toBe(false);
+    expect(report.verdict).toMatchObject({ detected: false, controlsPassed: false, basis: 'fixed' });
+    expect(report.verdict.text).toMatch(/^inconclusive \(exact p = .*\): the 50 control keys FAILED/);
+    const body = evidenceBody(parseVerifySummary(report, 'verify.json'), owner, {
+      toolVersion: '0',
+      alpha: 1e-3,
+    });
+    expect(body.verdict).toMatchObject({ detected: false, controlsPassed: false });
+    const html = renderReportHtml(signEvidence(body, owner));
+    expect(html).toContain('<span class="verdict" id="verdict">inconclusive: the negative controls failed');
+    expect(html).toMatch(
+      /<tbody><tr class=""><td><code>tm1:[0-9a-f]{16}<\/code>.*<td>inconclusive<\/td><\/tr><\/tbody>/,
+    );
+    const text = tracemark([...args, '--controls-alpha', '0.9999999', '--fail-on-detect']);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/verdict {6}inconclusive \(exact p = /);
   });
 
   it("scores only tokens after windows of the owner's own outputs with --owner-text", async () => {

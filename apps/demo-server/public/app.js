@@ -230,6 +230,11 @@ function renderTokens(text, result) {
   const container = $('detect-tokens');
   container.replaceChildren();
   const mean = nullMean(result.nullLaw);
+  // Per-token scores come only with the explain scope (the UI session, or the explain token).
+  if (!result.perToken) {
+    container.textContent = `${text}\n\n(per-token scores need the explain scope: this token gets the aggregates only)`;
+    return;
+  }
   let at = 0;
   for (const entry of result.perToken) {
     if (entry.start > at) container.append(text.slice(at, entry.start));
@@ -382,8 +387,9 @@ $('distill-form').addEventListener('submit', async (event) => {
       const json = await response.json();
       for (const choice of json.choices) samples.push({ prompt: batch[choice.index], output: choice.text });
     }
-    progress.textContent = `running the radioactivity test on ${samples.length} answers…`;
-    let job = await api('/api/verify', { model, samples });
+    progress.textContent = `running the radioactivity test on ${samples.length} answers, with the control keys…`;
+    // The control keys (never used to watermark) must look like chance: a check on the test itself.
+    let job = await api('/api/verify', { model, samples, controls: true });
     while (job.state === 'queued' || job.state === 'running') {
       await new Promise((resolve) => setTimeout(resolve, 250));
       job = await api(`/api/jobs/${job.id}`, undefined, 'GET');
@@ -392,8 +398,16 @@ $('distill-form').addEventListener('submit', async (event) => {
     const r = job.result;
     series.set(model, { points: r.trajectory, log10PValue: r.log10PValue, scored: r.scored });
     drawPlot();
-    const hit = r.log10PValue < ALPHA_LOG10;
-    progress.textContent = `${model}: p = ${formatP(r.log10PValue)} over ${r.scored.toLocaleString()} scored tokens (${r.seen.toLocaleString()} seen): ${hit ? 'radioactive: it was trained on watermarked output' : 'no evidence of training on watermarked output'}.`;
+    // The verdict states the evidence (what its outputs carry), not how the model came to carry it.
+    const controls = r.controls
+      ? ` Control keys: ${r.controls.count} tested, Kolmogorov-Smirnov p = ${r.controls.ksPValue.toPrecision(2)} (${r.controls.passed ? 'uniform, as they should be' : 'NOT uniform: do not trust this test'}).`
+      : '';
+    const verdict =
+      r.verdict?.text ??
+      (r.log10PValue < ALPHA_LOG10
+        ? `its outputs carry the watermark, p = ${formatP(r.log10PValue)}`
+        : `no evidence that its outputs carry the watermark, p = ${formatP(r.log10PValue)}`);
+    progress.textContent = `${model}: p = ${formatP(r.log10PValue)} over ${r.scored.toLocaleString()} scored tokens (${r.seen.toLocaleString()} seen): ${verdict}.${controls}`;
     progress.dataset.state = 'done';
   } catch (error) {
     progress.textContent = error.message;

@@ -1,18 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { probePrompts } from '@tracemark/lab';
-import {
-  type DetectionResult,
-  detectText,
-  detectTokens,
-  type RadioactivityResult,
-  radioactivityTest,
-  VerifierError,
-} from '@tracemark/verifier';
+import { VerifierError } from '@tracemark/verifier';
 import { WatermarkError } from '@tracemark/watermark';
 import type { FastifyRequest } from 'fastify';
+import { canExplain, type Identity } from './auth';
 import type { ServerContext } from './context';
 import { ApiError, invalid } from './errors';
 import type { JobRecord } from './jobs';
+import { clientSignal } from './offload';
 import {
   detectSchema,
   healthSchema,
@@ -23,15 +18,17 @@ import {
   uiSessionSchema,
   verifySchema,
 } from './schemas';
+import type { DetectOutcome, RadioactivityInput, VerificationResult } from './scoring';
+
+export type { RadioactivityInput } from './scoring';
 
 /** What the detection and verification routes need of the server. */
 export type ApiContext = Pick<
   ServerContext,
   | 'models'
   | 'vocabSize'
-  | 'tokenizer'
-  | 'bytes'
-  | 'encode'
+  | 'encodeTexts'
+  | 'offload'
   | 'scheme'
   | 'keyFingerprint'
   | 'limits'
@@ -43,15 +40,8 @@ export type ApiContext = Pick<
   | 'runner'
   | 'lab'
   | 'profile'
+  | 'plainLogprobs'
 >;
-
-/** A radioactivity job's input as stored with the job: the samples as token ids. */
-export interface RadioactivityInput {
-  model: string | null;
-  samples: { prompt: number[]; output: number[] }[];
-  maxScored?: number;
-  trajectoryPointsPerDecade?: number;
-}
 
 /** Verifier and watermark errors are about the input: 400 with their (secret-free) message. */
 export function clientError(error: unknown): ApiError | null {
@@ -62,7 +52,7 @@ export function clientError(error: unknown): ApiError | null {
   return null;
 }
 
-function jobView(job: JobRecord<RadioactivityInput, RadioactivityResult>): JobView {
+function jobView(job: JobRecord<RadioactivityInput, VerificationResult>): JobView {
   return {
     id: job.id,
     object: 'tracemark.job',
@@ -79,6 +69,56 @@ function jobView(job: JobRecord<RadioactivityInput, RadioactivityResult>): JobVi
 
 const perMinute = (max: number) => ({ rateLimit: { max, timeWindow: 60_000 } });
 
+/**
+ * Tokens scored per identity per minute (fixed one-minute windows). A request cap alone would let one token score
+ * requests × maxDetectTokens tokens a minute; this caps what detection reveals, whatever the request count.
+ */
+export class TokenBudget {
+  readonly max: number;
+  readonly #windows = new Map<string, { start: number; used: number }>();
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  #window(identity: string) {
+    const now = Date.now();
+    let window = this.#windows.get(identity);
+    if (window === undefined || now - window.start >= 60_000) {
+      window = { start: now, used: 0 };
+      this.#windows.set(identity, window);
+    }
+    return window;
+  }
+
+  #refuse(window: { start: number }, what: string): ApiError {
+    const retry = Math.max(1, Math.ceil((window.start + 60_000 - Date.now()) / 1000));
+    return new ApiError(
+      429,
+      `Rate limit reached: ${what}; this identity may score ${this.max} tokens per minute; retry in ${retry} s.`,
+      { code: 'rate_limit_exceeded', headers: { 'retry-after': String(retry) } },
+    );
+  }
+
+  /** Throws 429 unless `tokens` more fit in this minute's budget. */
+  check(identity: string, tokens: number): void {
+    const window = this.#window(identity);
+    if (window.used + tokens > this.max) {
+      throw this.#refuse(window, `${tokens} more token(s) would exceed the scoring budget`);
+    }
+  }
+
+  /** Counts tokens that were scored; throws 429 (and spends the minute's budget) when they do not fit. */
+  charge(identity: string, tokens: number): void {
+    const window = this.#window(identity);
+    if (window.used + tokens > this.max) {
+      window.used = this.max;
+      throw this.#refuse(window, `the text holds ${tokens} tokens, more than the budget left`);
+    }
+    window.used += tokens;
+  }
+}
+
 /** The routes under `/api`: open ones here, the ones that score text in `scoringRoutes`. */
 export const apiRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.get('/health', { schema: healthSchema }, async () => ({
@@ -90,6 +130,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
     keyFingerprint: ctx.keyFingerprint,
     spec: ctx.scheme.spec,
     labProfile: ctx.lab.profile,
+    plainLogprobs: {
+      enabled: ctx.plainLogprobs,
+      reason: PLAIN_LOGPROBS_REASON,
+    },
+    detection: {
+      perToken: 'explain scope only (TRACEMARK_EXPLAIN_TOKEN, or the loopback UI session)',
+      requestsPerMinute: ctx.rateLimits.detect,
+      tokensPerMinute: ctx.rateLimits.detectTokens,
+    },
   }));
 
   let probes: string[] | null = null;
@@ -140,11 +189,12 @@ export const apiRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
  */
 const scoringRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.addHook('preParsing', app.requireBearer);
+  const budget = new TokenBudget(ctx.rateLimits.detectTokens);
 
   app.post(
     '/detect',
     { schema: detectSchema(ctx.limits), config: perMinute(ctx.rateLimits.detect) },
-    async (request) => {
+    async (request, reply) => {
       const { text, tokens, prompt, dedup } = request.body;
       if ((text === undefined) === (tokens === undefined)) {
         throw invalid(
@@ -154,43 +204,21 @@ const scoringRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app
         );
       }
       if (Array.isArray(prompt)) checkIds(ctx, prompt, 'prompt');
-      let result: DetectionResult;
-      let pieces: (entry: DetectionResult['perToken'][number]) => string;
-      try {
-        if (text !== undefined) {
-          result = detectText(text, { scheme: ctx.scheme, tokenizer: ctx.tokenizer, prompt, dedup });
-          pieces = (entry) => text.slice(entry.start, entry.end);
-        } else {
-          const ids = checkIds(ctx, tokens!, 'tokens');
-          // Offsets into the concatenated token texts, so that a client can highlight the decoded text.
-          const starts: number[] = [];
-          const ends: number[] = [];
-          const texts = ids.map((id) => ctx.bytes.piece(id));
-          let at = 0;
-          for (const piece of texts) {
-            starts.push(at);
-            at += piece.length;
-            ends.push(at);
-          }
-          if (ids.length <= ctx.scheme.contextWidth) {
-            throw invalid(
-              `The token list needs more than ${ctx.scheme.contextWidth} token(s) to be scored.`,
-              'tokens',
-              'too_short',
-            );
-          }
-          result = detectTokens(ids, {
-            scheme: ctx.scheme,
-            prompt: typeof prompt === 'string' ? ctx.encode(prompt) : prompt,
-            dedup,
-            offsets: { starts, ends },
-          });
-          pieces = (entry) => texts[entry.index];
-        }
-      } catch (error) {
-        throw clientError(error) ?? error;
-      }
-      return { ...result, perToken: result.perToken.map((entry) => ({ ...entry, text: pieces(entry) })) };
+      if (tokens !== undefined) checkIds(ctx, tokens, 'tokens');
+      const identity: Identity = request.identity ?? 'api-token';
+      const explain = canExplain(identity);
+      // Token ids: their count is known before scoring; a text's is only known once tokenized.
+      budget.check(identity, tokens?.length ?? 1);
+      const result = await ctx.offload.run<DetectOutcome>(
+        { kind: 'detect', text, tokens, prompt, dedup, explain },
+        { signal: clientSignal(reply) },
+      );
+      budget.charge(identity, result.tokens);
+      return {
+        ...result,
+        scope: explain ? ('explain' as const) : ('aggregate' as const),
+        ...(dedup === 'none' ? { pValueNote: DEDUP_NONE_NOTE } : {}),
+      };
     },
   );
 
@@ -199,15 +227,23 @@ const scoringRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app
     { schema: verifySchema(ctx.limits), config: perMinute(ctx.rateLimits.verify) },
     async (request, reply) => {
       const body = request.body;
+      // Every text of the request tokenized in one go (in a worker when it is long).
+      const texts: string[] = [];
+      for (const sample of body.samples) {
+        if (typeof sample.prompt === 'string') texts.push(sample.prompt);
+        if (typeof sample.output === 'string') texts.push(sample.output);
+      }
+      const encoded = await ctx.encodeTexts(texts, clientSignal(reply));
+      let next = 0;
       let total = 0;
       const samples = body.samples.map((sample, i) => {
         const prompt =
           typeof sample.prompt === 'string'
-            ? ctx.encode(sample.prompt)
+            ? encoded[next++]
             : checkIds(ctx, sample.prompt, `samples[${i}].prompt`);
         const output =
           typeof sample.output === 'string'
-            ? ctx.encode(sample.output)
+            ? encoded[next++]
             : checkIds(ctx, sample.output, `samples[${i}].output`);
         total += prompt.length + output.length;
         return { prompt, output };
@@ -228,16 +264,17 @@ const scoringRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app
         ...(body.trajectoryPointsPerDecade === undefined
           ? {}
           : { trajectoryPointsPerDecade: body.trajectoryPointsPerDecade }),
+        ...(body.controls === true ? { controls: true } : {}),
       };
       const job = ctx.jobs.create('radioactivity', input);
       ctx.runner.enqueue(job.id);
       reply.code(202).header('location', `/api/jobs/${job.id}`);
-      return jobView(job as JobRecord<RadioactivityInput, RadioactivityResult>);
+      return jobView(job as JobRecord<RadioactivityInput, VerificationResult>);
     },
   );
 
   app.get('/jobs/:id', { schema: jobSchema, config: perMinute(ctx.rateLimits.jobs) }, async (request) => {
-    const job = ctx.jobs.get<RadioactivityInput, RadioactivityResult>(request.params.id);
+    const job = ctx.jobs.get<RadioactivityInput, VerificationResult>(request.params.id);
     if (job === null)
       throw new ApiError(404, `No job with id ${request.params.id.slice(0, 100)}.`, {
         param: 'id',
@@ -246,6 +283,16 @@ const scoringRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app
     return jobView(job);
   });
 };
+
+/** Why the plain twin serves no logprobs by default (also in /api/info and docs/demo-server.md). */
+export const PLAIN_LOGPROBS_REASON =
+  'tracemark-teacher-plain is the watermarked teacher without its bias: with logprobs from both, two requests ' +
+  'show the bias δ on every green token of a context, i.e. the green list. Off unless TRACEMARK_PLAIN_LOGPROBS=1.';
+
+/** What /api/detect says of its p-value with dedup "none". */
+export const DEDUP_NONE_NOTE =
+  'dedup "none" counts repeated (context, token) pairs again: on text that repeats itself the scores are not ' +
+  'independent, so this p-value is not valid there (use "pair", the default).';
 
 function checkIds(ctx: Pick<ServerContext, 'vocabSize'>, ids: number[], param: string): number[] {
   for (const id of ids) {
@@ -260,16 +307,12 @@ function checkIds(ctx: Pick<ServerContext, 'vocabSize'>, ids: number[], param: s
   return ids;
 }
 
-/** The job handler: the verifier's closed-model radioactivity test with the teacher's scheme. */
-export function radioactivityJob(ctx: Pick<ServerContext, 'scheme'>) {
-  return (raw: unknown): RadioactivityResult => {
-    const input = raw as RadioactivityInput;
-    return radioactivityTest(input.samples, {
-      scheme: ctx.scheme,
-      ...(input.maxScored === undefined ? {} : { maxScored: input.maxScored }),
-      ...(input.trajectoryPointsPerDecade === undefined
-        ? {}
-        : { trajectoryPointsPerDecade: input.trajectoryPointsPerDecade }),
-    });
-  };
+/** The job handler: the verifier's radioactivity test (and with `controls`, the control keys) in a worker. */
+export function radioactivityJob(ctx: Pick<ServerContext, 'offload'>) {
+  // No time limit: a job is accepted once and runs to its end, one at a time.
+  return (raw: unknown): Promise<VerificationResult> =>
+    ctx.offload.run(
+      { kind: 'radioactivity', input: raw as RadioactivityInput },
+      { timeoutMs: null, bounded: false },
+    );
 }

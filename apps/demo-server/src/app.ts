@@ -14,6 +14,8 @@ import { createScheme, type MasterKey, SupportBiasScheme } from '@tracemark/wate
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
+  LogController,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
@@ -23,10 +25,12 @@ import { Auth, authentication } from './auth';
 import { type Config, isLoopback } from './config';
 import { type ServerContext, Shutdown } from './context';
 import { docs } from './docs';
-import { errorHandling } from './errors';
+import { clientErrorHandler, errorHandling, LOG_REDACT, logSerializers, toApiError } from './errors';
 import type { ServedModel } from './generate';
 import { JobRunner, JobStore } from './jobs';
 import { lifecycle } from './lifecycle';
+import { Offload } from './offload';
+import { encodeWith } from './scoring';
 import { servingRoutes } from './serving';
 import { TokenBytes } from './text';
 import { uiRoutes } from './ui';
@@ -42,7 +46,10 @@ export interface AppOptions {
   startJobs?: boolean;
   /** UI session lifetime (default 15 minutes). */
   uiSessionTtlMs?: number;
+  /** Messages outside requests; default: the server's logger (pino, JSON lines). */
   log?: Log;
+  /** Where the JSON log lines go (default stdout); tests capture them. */
+  logStream?: { write(line: string): void };
 }
 
 /** The server's Fastify instance, typed by its TypeBox schemas. */
@@ -110,18 +117,37 @@ export function servedModels(models: ModelSet, config: Config, key: MasterKey): 
 
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, key } = options;
-  const log = options.log ?? (() => {});
   const tokenizer: Tokenizer = await loadTokenizer('o200k_base');
   const profile = LAB_PROFILES[config.profile];
   const keys = cacheKeys(profile, config.spec, key);
   const jobs = new JobStore(join(config.dataDir, 'jobs.sqlite'));
   const shutdown = new Shutdown();
   const scheme = createScheme(config.spec, key);
+  const offload = new Offload(config.spec, key, {
+    threads: config.limits.workerThreads,
+    queue: config.limits.workerQueue,
+    timeoutMs: config.limits.workerTimeoutMs,
+  });
+  const encode = (text: string) => encodeWith(tokenizer, text);
 
   // Validation stays with Fastify's Ajv (TypeBox schemas are JSON schemas): its errors are what the OpenAI-style
   // messages are made from.
+  // pino through Fastify: JSON lines with the request id; secrets redacted, errors without their stacks.
   const app = Fastify({
-    logger: false,
+    logger: {
+      level: config.logLevel,
+      redact: { paths: LOG_REDACT, censor: '[redacted]' },
+      // pino's types want a stack in every serialized error; leaving it out is the point.
+      serializers: logSerializers as never,
+      ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+    },
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
+    clientErrorHandler,
+    // A malformed URL (bad percent-encoding) never reaches the error handler: answered here, same shape.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      const api = toApiError(error);
+      reply.code(api.statusCode).type('application/json; charset=utf-8').send(api.body());
+    },
     bodyLimit: config.limits.bodyLimit,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -135,8 +161,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     vocabSize: config.spec.vocabSize,
     tokenizer,
     bytes: new TokenBytes(tokenizer),
-    encode: (text) =>
-      Array.from(tokenizer.encodeIds ? tokenizer.encodeIds(text) : tokenizer.encode(text).ids),
+    encode,
+    encodeTexts: async (texts, signal) => {
+      // Short texts cost less than a round trip to a worker (≈ 5 ms at worst for 1,000 characters).
+      const chars = texts.reduce((n, text) => n + text.length, 0);
+      if (chars <= config.limits.inlineTokenizeChars) return texts.map(encode);
+      return offload.run<number[][]>({ kind: 'encode', texts }, { signal });
+    },
+    offload,
+    plainLogprobs: config.plainLogprobs,
     scheme,
     keyFingerprint: key.fingerprint,
     limits: config.limits,
@@ -149,7 +182,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       return typeof address === 'object' && address !== null ? address.port : config.port;
     },
     jobs,
-    runner: new JobRunner(jobs, { radioactivity: radioactivityJob({ scheme }) }, (error) => {
+    runner: new JobRunner(jobs, { radioactivity: radioactivityJob({ offload }) }, (error) => {
       const api = clientError(error);
       return api
         ? { message: api.message, code: api.code }
@@ -162,10 +195,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   // Shared by every route (fastify-plugin): error shapes, the shutdown and log hooks, the OpenAPI document,
   // bearer tokens and rate limits. Then the route groups, each encapsulated.
   await app.register(errorHandling);
-  await app.register(lifecycle, { shutdown, logRequests: config.logRequests, log });
+  const log: Log = options.log ?? ((message) => app.log.info(message));
+  await app.register(lifecycle, { shutdown });
   await app.register(docs, { version: VERSION });
   await app.register(authentication, {
-    auth: new Auth(options.apiToken, { sessionTtlMs: options.uiSessionTtlMs }),
+    auth: new Auth(options.apiToken, {
+      sessionTtlMs: options.uiSessionTtlMs,
+      ...(config.explainToken === undefined ? {} : { explainToken: config.explainToken }),
+    }),
   });
   await app.register(servingRoutes, { prefix: '/v1', ctx });
   await app.register(apiRoutes, { prefix: '/api', ctx });
@@ -221,6 +258,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         clearTimeout(force);
       }
       await ctx.runner.stop();
+      await offload.close();
       jobs.close();
     })();
     return stopping;

@@ -6,6 +6,10 @@ import { isLoopback } from './config';
 import { ApiError } from './errors';
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** The identity its bearer token authenticated as (set by requireBearer), else null. */
+    identity: Identity | null;
+  }
   interface FastifyInstance {
     /** The bearer-token checks: the API token and UI sessions. */
     auth: Auth;
@@ -19,7 +23,15 @@ declare module 'fastify' {
 }
 
 /** The identity a request authenticated as; UI sessions share one identity, hence one rate-limit bucket. */
-export type Identity = 'api-token' | 'ui-session';
+export type Identity = 'api-token' | 'explain-token' | 'ui-session';
+
+/**
+ * Whether an identity may see per-token scores. Per-token labels are a green-list oracle (one call with chosen
+ * ids labels every pair), so the API token gets aggregates only; the explain token and the loopback UI session
+ * (the demo's highlighting) get them.
+ */
+export const canExplain = (identity: Identity | null): boolean =>
+  identity === 'explain-token' || identity === 'ui-session';
 
 const UI_PREFIX = 'tmui_';
 
@@ -38,12 +50,14 @@ function digest(text: string): Buffer {
  */
 export class Auth {
   readonly #tokenDigest: Buffer;
+  readonly #explainDigest: Buffer | null;
   readonly #sessions = new Map<string, number>();
   readonly sessionTtlMs: number;
   readonly #maxSessions = 256;
 
-  constructor(apiToken: string, options: { sessionTtlMs?: number } = {}) {
+  constructor(apiToken: string, options: { sessionTtlMs?: number; explainToken?: string } = {}) {
     this.#tokenDigest = digest(apiToken);
+    this.#explainDigest = options.explainToken === undefined ? null : digest(options.explainToken);
     this.sessionTtlMs = options.sessionTtlMs ?? 15 * 60_000;
   }
 
@@ -59,7 +73,11 @@ export class Auth {
       }
       return 'ui-session';
     }
-    return timingSafeEqual(digest(token), this.#tokenDigest) ? 'api-token' : null;
+    const presented = digest(token);
+    if (timingSafeEqual(presented, this.#tokenDigest)) return 'api-token';
+    if (this.#explainDigest !== null && timingSafeEqual(presented, this.#explainDigest))
+      return 'explain-token';
+    return null;
   }
 
   /** Throws 401 unless the request carries a valid bearer token. */
@@ -150,10 +168,11 @@ export class Auth {
 export const authentication = fp<{ auth: Auth }>(
   async (app, { auth }) => {
     app.decorate('auth', auth);
+    app.decorateRequest('identity', null);
     app.decorate(
       'requireBearer',
       async (request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload) => {
-        auth.require(request);
+        request.identity = auth.require(request);
         return payload;
       },
     );

@@ -17,8 +17,13 @@ export const DEFAULT_SPEC = {
 } as const;
 
 export interface RateLimits {
-  /** Requests per minute to POST /api/detect, per identity (the API token; all UI sessions share one). */
+  /** Requests per minute to POST /api/detect, per identity (each token; all UI sessions share one). */
   detect: number;
+  /**
+   * Tokens /api/detect may score per identity per minute: a request cap alone lets one caller score
+   * requests × maxDetectTokens tokens a minute.
+   */
+  detectTokens: number;
   /** Requests per minute to POST /api/verify. */
   verify: number;
   /** Requests per minute to GET /api/jobs/:id. */
@@ -44,6 +49,14 @@ export interface Limits {
   /** Largest number of samples, and of tokens over all samples, in one /api/verify job. */
   maxVerifySamples: number;
   maxVerifyTokens: number;
+  /** Texts up to this many characters are tokenized on the main thread (measured: a few ms at worst). */
+  inlineTokenizeChars: number;
+  /** Worker threads for tokenizing, detection and verification. */
+  workerThreads: number;
+  /** Tasks that may wait for a worker; past that, requests get 503 instead of growing the queue. */
+  workerQueue: number;
+  /** A request's worker task is abandoned (its thread replaced) after this long. */
+  workerTimeoutMs: number;
 }
 
 export interface Config {
@@ -57,6 +70,12 @@ export interface Config {
   spec: SchemeSpec;
   /** The bearer token from TRACEMARK_API_TOKEN, if set. */
   apiToken: string | undefined;
+  /** The explain token from TRACEMARK_EXPLAIN_TOKEN, if set: the one token (besides UI sessions) shown per-token scores. */
+  explainToken: string | undefined;
+  /** Whether tracemark-teacher-plain returns logprobs (TRACEMARK_PLAIN_LOGPROBS=1); off by default, see docs. */
+  plainLogprobs: boolean;
+  /** pino log level (TRACEMARK_LOG_LEVEL, default info). */
+  logLevel: string;
   /** The master key's text from TRACEMARK_KEY, if set (never logged). */
   keyText: string | undefined;
   keyFile: string | undefined;
@@ -80,9 +99,21 @@ export const DEFAULT_LIMITS: Limits = {
   maxDetectTokens: 50_000,
   maxVerifySamples: 2_000,
   maxVerifyTokens: 400_000,
+  inlineTokenizeChars: 1_000,
+  workerThreads: 1,
+  workerQueue: 16,
+  workerTimeoutMs: 30_000,
 };
 
-export const DEFAULT_RATE_LIMITS: RateLimits = { detect: 60, verify: 12, jobs: 600, uiSession: 20 };
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  detect: 60,
+  detectTokens: 20_000,
+  verify: 12,
+  jobs: 600,
+  uiSession: 20,
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** The repository root (the folder holding pnpm-workspace.yaml above this file), or null. */
 export function repositoryRoot(from = dirname(fileURLToPath(import.meta.url))): string | null {
@@ -135,6 +166,19 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (apiToken !== undefined && apiToken.length < 16) {
     throw new ConfigError('TRACEMARK_API_TOKEN must be at least 16 characters long');
   }
+  const explainToken = env.TRACEMARK_EXPLAIN_TOKEN?.trim() || undefined;
+  if (explainToken !== undefined && explainToken.length < 16) {
+    throw new ConfigError('TRACEMARK_EXPLAIN_TOKEN must be at least 16 characters long');
+  }
+  if (explainToken !== undefined && explainToken === apiToken) {
+    throw new ConfigError('TRACEMARK_EXPLAIN_TOKEN must differ from TRACEMARK_API_TOKEN');
+  }
+  const logLevel = env.TRACEMARK_LOG_LEVEL?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      `TRACEMARK_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(logLevel)}`,
+    );
+  }
   return {
     host,
     port,
@@ -143,10 +187,20 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     profile,
     spec: parseSpec(JSON.parse(canonicalSpec(spec))),
     apiToken,
+    explainToken,
+    plainLogprobs: env.TRACEMARK_PLAIN_LOGPROBS === '1',
+    logLevel,
     keyText: env.TRACEMARK_KEY?.trim() || undefined,
     keyFile: env.TRACEMARK_KEY_FILE?.trim() ? resolve(env.TRACEMARK_KEY_FILE.trim()) : undefined,
     rateLimits: {
       detect: integer(env, 'TRACEMARK_RATE_LIMIT_DETECT', DEFAULT_RATE_LIMITS.detect, 1, 1_000_000),
+      detectTokens: integer(
+        env,
+        'TRACEMARK_RATE_LIMIT_DETECT_TOKENS',
+        DEFAULT_RATE_LIMITS.detectTokens,
+        1,
+        100_000_000,
+      ),
       verify: integer(env, 'TRACEMARK_RATE_LIMIT_VERIFY', DEFAULT_RATE_LIMITS.verify, 1, 1_000_000),
       jobs: integer(env, 'TRACEMARK_RATE_LIMIT_JOBS', DEFAULT_RATE_LIMITS.jobs, 1, 1_000_000),
       uiSession: DEFAULT_RATE_LIMITS.uiSession,
@@ -155,6 +209,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...DEFAULT_LIMITS,
       bodyLimit: integer(env, 'TRACEMARK_BODY_LIMIT', DEFAULT_LIMITS.bodyLimit, 1024, 64 * 1024 * 1024),
       maxTokens: integer(env, 'TRACEMARK_MAX_TOKENS', DEFAULT_LIMITS.maxTokens, 1, 65_536),
+      workerThreads: integer(env, 'TRACEMARK_WORKER_THREADS', DEFAULT_LIMITS.workerThreads, 1, 64),
+      workerQueue: integer(env, 'TRACEMARK_WORKER_QUEUE', DEFAULT_LIMITS.workerQueue, 0, 10_000),
+      workerTimeoutMs: integer(
+        env,
+        'TRACEMARK_WORKER_TIMEOUT_MS',
+        DEFAULT_LIMITS.workerTimeoutMs,
+        100,
+        3_600_000,
+      ),
     },
     shutdownGraceMs: integer(env, 'TRACEMARK_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     logRequests: env.TRACEMARK_LOG_REQUESTS !== '0',

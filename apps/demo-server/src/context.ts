@@ -4,6 +4,7 @@ import type { Scheme } from '@tracemark/watermark';
 import type { Limits, RateLimits } from './config';
 import type { ServedModel } from './generate';
 import type { JobRunner, JobStore } from './jobs';
+import type { Offload } from './offload';
 import type { TokenBytes } from './text';
 
 /**
@@ -56,7 +57,17 @@ export interface ServerContext {
   vocabSize: number;
   tokenizer: Tokenizer;
   bytes: TokenBytes;
+  /** Tokenizes on this thread: only for short texts (see `encodeTexts`). */
   encode(text: string): number[];
+  /**
+   * Tokenizes texts: short ones on this thread, the rest in a worker (the BPE is quadratic in the length of a
+   * run of repeated characters, so one long text could hold the event loop for minutes).
+   */
+  encodeTexts(texts: string[], signal?: AbortSignal): Promise<number[][]>;
+  /** The worker pool for tokenizing, detection and verification. */
+  offload: Offload;
+  /** Whether tracemark-teacher-plain returns logprobs. */
+  plainLogprobs: boolean;
   /** The teacher's keyed scheme, for detection and verification. */
   scheme: Scheme;
   keyFingerprint: string;

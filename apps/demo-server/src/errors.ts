@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ErrorBody } from './schemas';
@@ -189,7 +191,14 @@ export const errorHandling = fp(
     app.addSchema(ErrorBody);
     app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const api = toApiError(error);
-      if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+      // Every 5xx is logged with the request id pino adds; refusals while stopping or busy are expected: warn.
+      if (api.statusCode >= 500) {
+        const expected = api.code === 'server_shutting_down' || api.code === 'server_busy';
+        request.log[expected ? 'warn' : 'error'](
+          { err: error, statusCode: api.statusCode },
+          'request failed',
+        );
+      }
       for (const [name, value] of Object.entries(api.headers)) reply.header(name, value);
       reply.code(api.statusCode).type('application/json; charset=utf-8').send(api.body());
     });
@@ -221,3 +230,75 @@ export const errorHandling = fp(
   },
   { name: 'tracemark-errors', fastify: '5.x' },
 );
+
+/** Log paths pino replaces with "[redacted]": bearer tokens, keys and tokens wherever they appear. */
+export const LOG_REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  'authorization',
+  'token',
+  'apiToken',
+  'explainToken',
+  'key',
+  'keyHex',
+  'keyText',
+  '*.authorization',
+  '*.token',
+  '*.apiToken',
+  '*.explainToken',
+  '*.key',
+  '*.keyHex',
+  '*.keyText',
+];
+
+/** Errors are logged by name, code and message: no stack trace reaches the log. */
+export const logSerializers = {
+  err: (error: Error & { code?: unknown; statusCode?: unknown }) => ({
+    type: error?.name,
+    message: error?.message,
+    ...(error?.code === undefined ? {} : { code: error.code }),
+    ...(error?.statusCode === undefined ? {} : { statusCode: error.statusCode }),
+  }),
+};
+
+/**
+ * Errors Node's HTTP parser finds before Fastify sees a request (headers past the size limit, a malformed
+ * request line): answered in the OpenAI error shape too, then the connection is closed.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? 431
+      : error.code === 'HPE_URI_TOO_LONG'
+        ? 414
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 408
+          : 400;
+  const message =
+    status === 431
+      ? 'The request headers are too large.'
+      : status === 414
+        ? 'The request URL is too long.'
+        : status === 408
+          ? 'The request took too long to arrive.'
+          : 'The request is malformed.';
+  const code =
+    status === 431
+      ? 'headers_too_large'
+      : status === 414
+        ? 'uri_too_long'
+        : status === 408
+          ? 'request_timeout'
+          : 'bad_request';
+  const body = JSON.stringify(new ApiError(status, message, { code }).body());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

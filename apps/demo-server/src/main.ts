@@ -2,13 +2,17 @@
  * `pnpm start`: builds (first start) or loads the models, then serves the OpenAI-compatible API, the detection
  * and verification API and the UI. Configuration is by environment; see docs/demo-server.md.
  */
+import { hostname } from 'node:os';
 import { buildModels } from '@tracemark/lab';
 import { createApp } from './app';
 import { ConfigError, readConfig } from './config';
 import { ensureDataDir, loadApiToken, loadMasterKey, secretWarnings } from './secrets';
 
-const log = (message: string) => {
-  process.stdout.write(`[tracemark] ${message}\n`);
+// Until the server's logger (pino) exists, lines in its JSON shape; then through it.
+let log = (message: string) => {
+  process.stdout.write(
+    `${JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, hostname: hostname(), msg: message })}\n`,
+  );
 };
 
 async function main(): Promise<void> {
@@ -40,7 +44,8 @@ async function main(): Promise<void> {
     log,
   });
   log(`models ready in ${((performance.now() - started) / 1000).toFixed(1)} s (profile ${config.profile})`);
-  const { app, ctx, stop } = await createApp({ config, key, apiToken: token.token, models, log });
+  const { app, ctx, stop } = await createApp({ config, key, apiToken: token.token, models });
+  log = (message) => app.log.info(message);
   process.off('SIGTERM', early);
   process.off('SIGINT', early);
   if (stopRequested) return;

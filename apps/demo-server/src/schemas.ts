@@ -25,7 +25,7 @@ function describeStatus(code: number): string {
       413: 'Request body too large',
       415: 'Unsupported content type',
       429: 'Rate limit exceeded',
-      503: 'Shutting down',
+      503: 'Shutting down, or busy',
     }[code] ?? 'Error'
   );
 }
@@ -295,7 +295,14 @@ const detectionResult = Type.Object({
   keyFingerprint: Type.String({ description: "Fingerprint of the scheme's derived key." }),
   masterFingerprint: Type.Optional(Type.String()),
   nullLaw: Type.Optional(nullLaw),
-  pValue: Type.Number({ description: 'Exact p-value (may underflow to 0: read log10PValue).' }),
+  pValue: Type.Number({
+    description:
+      'p-value under the null law (may underflow to 0: read log10PValue); exact for the de-duplicated tape, not valid on repeated text with dedup "none" (see pValueNote).',
+  }),
+  pValueNote: Type.Optional(Type.String()),
+  scope: StringEnum(['aggregate', 'explain'], {
+    description: 'aggregate: p-value, counts and best window only; explain: per-token scores too.',
+  }),
   log10PValue: Type.Number(),
   zScore: Type.Number(),
   tokens: Type.Integer(),
@@ -320,18 +327,20 @@ const detectionResult = Type.Object({
       }),
     ),
   ),
-  perToken: Type.Array(
-    Type.Object({
-      index: Type.Integer(),
-      tokenId: Type.Integer(),
-      start: Type.Integer({ description: 'UTF-16 offset of the token in the text.' }),
-      end: Type.Integer(),
-      text: Type.String(),
-      score: numberOrNull,
-      counted: Type.Boolean(),
-      // Every reason the verifier's type allows (the route's typed reply fails to compile when it adds one).
-      reason: Type.Optional(StringEnum(['context', 'duplicate', 'prompt-window', 'eos', 'filtered'])),
-    }),
+  perToken: Type.Optional(
+    Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        tokenId: Type.Integer(),
+        start: Type.Integer({ description: 'UTF-16 offset of the token in the text.' }),
+        end: Type.Integer(),
+        text: Type.String(),
+        score: numberOrNull,
+        counted: Type.Boolean(),
+        // Every reason the verifier's type allows (the route's typed reply fails to compile when it adds one).
+        reason: Type.Optional(StringEnum(['context', 'duplicate', 'prompt-window', 'eos', 'filtered'])),
+      }),
+    ),
   ),
 });
 
@@ -358,11 +367,13 @@ export function detectSchema(limits: Limits) {
   return {
     summary: "Detect the teacher's watermark in a text or a token sequence",
     description:
-      'Needs the bearer token and is rate-limited: an open detector that reports per-token scores lets anyone learn the green lists.',
+      'Needs the bearer token and is rate-limited in requests and in scored tokens per minute. Per-token scores (a ' +
+      'green-list oracle) only for the explain scope: the explain token or the loopback UI session; the API token ' +
+      'gets the aggregates (p-value, counts, best window).',
     tags: ['detection'],
     security: bearer,
     body: detectBody(limits),
-    response: { 200: detectionResult, ...errorResponses(400, 401, 413, 415, 429) },
+    response: { 200: detectionResult, ...errorResponses(400, 401, 413, 415, 429, 503) },
   };
 }
 
@@ -401,6 +412,24 @@ const job = Type.Object({
         trajectory: Type.Optional(
           Type.Array(Type.Object({ scored: Type.Integer(), log10PValue: Type.Number() })),
         ),
+        controls: Type.Optional(
+          Type.Object({
+            count: Type.Integer(),
+            passed: Type.Boolean(),
+            ksStatistic: Type.Number(),
+            ksPValue: Type.Number(),
+            minPValue: Type.Number(),
+            atOrBelowOwner: Type.Integer(),
+          }),
+        ),
+        verdict: Type.Optional(
+          Type.Object({
+            detected: Type.Boolean(),
+            controlsPassed: Type.Boolean(),
+            alpha: Type.Number(),
+            text: Type.String(),
+          }),
+        ),
       },
       { description: "The verifier's radioactivity result (Sander et al. 2024, closed-model test)." },
     ),
@@ -427,6 +456,12 @@ export function verifyBody(limits: Limits) {
       ),
       maxScored: Type.Optional(Type.Integer({ minimum: 1 })),
       trajectoryPointsPerDecade: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+      controls: Type.Optional(
+        Type.Boolean({
+          description:
+            "Also test 50 never-used control keys (the verifier's investigate()): their p-values must look uniform (Kolmogorov-Smirnov).",
+        }),
+      ),
     },
     { additionalProperties: false },
   );
@@ -442,7 +477,7 @@ export function verifySchema(limits: Limits) {
     tags: ['detection'],
     security: bearer,
     body: verifyBody(limits),
-    response: { 202: job, ...errorResponses(400, 401, 413, 415, 429) },
+    response: { 202: job, ...errorResponses(400, 401, 413, 415, 429, 503) },
   };
 }
 
@@ -460,7 +495,19 @@ export const infoSchema = {
     'Public: an investigator verifies with this spec and the key. The key itself is never served. `labProfile` ' +
     "names the @tracemark/lab profile whose distillation pipeline built the teacher and the students (GET /api/lab has the profile's facts).",
   tags: ['detection'],
-  response: { 200: Type.Object({ keyFingerprint: Type.String(), spec, labProfile: Type.String() }) },
+  response: {
+    200: Type.Object({
+      keyFingerprint: Type.String(),
+      spec,
+      labProfile: Type.String(),
+      plainLogprobs: Type.Object({ enabled: Type.Boolean(), reason: Type.String() }),
+      detection: Type.Object({
+        perToken: Type.String(),
+        requestsPerMinute: Type.Integer(),
+        tokensPerMinute: Type.Integer(),
+      }),
+    }),
+  },
 };
 
 export const labSchema = {

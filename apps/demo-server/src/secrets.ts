@@ -4,9 +4,13 @@ import {
   closeSync,
   constants,
   existsSync,
+  fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
+  rmSync,
+  statfsSync,
   statSync,
   writeSync,
 } from 'node:fs';
@@ -22,9 +26,83 @@ export interface KeySource {
   generated: boolean;
 }
 
-/** Creates the data directory (mode 0700: it holds the key and the API token). */
+/** Warnings gathered while loading secrets, for the log (secretWarnings). */
+const warnings: string[] = [];
+
+/**
+ * Free space the first start needs in the data directory: the model cache (about 15 MB for the demo profile) with
+ * room to spare, so that a full disk is reported before minutes of training rather than after.
+ */
+export const FIRST_START_FREE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Creates the data directory (mode 0700: it holds the key and the API token) and checks at once that it can be
+ * written: a file in its place, a read-only or a full file system each fail here with one line. A directory
+ * others can read is reported among the warnings.
+ */
 export function ensureDataDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = codeOf(error);
+    if (code === 'EEXIST' || code === 'ENOTDIR')
+      throw new ConfigError(`data directory ${dir} is not a directory (set TRACEMARK_DATA_DIR)`);
+    throw new ConfigError(`cannot create the data directory ${dir}: ${code}`);
+  }
+  const stat = statSync(dir);
+  if (!stat.isDirectory())
+    throw new ConfigError(`data directory ${dir} is not a directory (set TRACEMARK_DATA_DIR)`);
+  if ((stat.mode & 0o077) !== 0) {
+    warnings.push(
+      `data directory ${dir} has mode ${modeOf(stat.mode)}: other users can see into it; chmod 700 ${dir}`,
+    );
+  }
+  // Creating a file is the one test of writability that holds for root and read-only mounts alike.
+  const probe = join(dir, `.write-test-${randomBytes(6).toString('hex')}`);
+  try {
+    const fd = openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      writeSync(fd, Buffer.alloc(4096));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    throw new ConfigError(`data directory ${dir} is not writable: ${codeOf(error)}`);
+  } finally {
+    rmSync(probe, { force: true });
+  }
+  // The models are cached under the data directory unless they are there already.
+  if (!existsSync(join(dir, 'models'))) {
+    const free = freeBytes(dir);
+    if (free !== undefined && free < FIRST_START_FREE_BYTES) {
+      throw new ConfigError(
+        `data directory ${dir} has ${megabytes(free)} MB free; the first start needs ${megabytes(FIRST_START_FREE_BYTES)} MB for the model cache`,
+      );
+    }
+  }
+}
+
+function freeBytes(dir: string): number | undefined {
+  try {
+    const stats = statfsSync(dir);
+    return Number(stats.bavail) * Number(stats.bsize);
+  } catch {
+    // No statfs here: the write test above stands alone.
+    return undefined;
+  }
+}
+
+function megabytes(bytes: number): number {
+  return Math.floor(bytes / (1024 * 1024));
+}
+
+function modeOf(mode: number): string {
+  return (mode & 0o777).toString(8).padStart(4, '0');
+}
+
+function codeOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? 'unknown error';
 }
 
 /**
@@ -42,12 +120,16 @@ export function loadMasterKey(options: { keyText?: string; keyFile?: string; dat
     }
     if (options.keyFile !== undefined) {
       warnIfReadableByOthers(options.keyFile);
-      return { key: readKeyFile(options.keyFile), source: options.keyFile, generated: false };
+      return {
+        key: readKeyFile(options.keyFile, { allowReadableByOthers: true }),
+        source: options.keyFile,
+        generated: false,
+      };
     }
     const path = join(options.dataDir, 'master.key');
     if (existsSync(path)) {
       warnIfReadableByOthers(path);
-      return { key: readKeyFile(path), source: path, generated: false };
+      return { key: readKeyFile(path, { allowReadableByOthers: true }), source: path, generated: false };
     }
     const key = MasterKey.generate();
     writeKeyFile(path, key);
@@ -58,12 +140,11 @@ export function loadMasterKey(options: { keyText?: string; keyFile?: string; dat
   }
 }
 
-const warnings: string[] = [];
-
 function warnIfReadableByOthers(path: string): void {
   try {
-    if ((statSync(path).mode & 0o077) !== 0)
-      warnings.push(`${path} is readable by other users; chmod 600 it`);
+    const mode = statSync(path).mode;
+    if ((mode & 0o077) !== 0)
+      warnings.push(`${path} has mode ${modeOf(mode)}: readable by other users; chmod 600 it`);
   } catch {
     // readKeyFile reports a missing file
   }
@@ -93,19 +174,29 @@ export function loadApiToken(options: { apiToken?: string; dataDir: string }): T
     return { token, file, generated: false };
   }
   const token = `tm_${randomBytes(32).toString('base64url')}`;
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  } catch (error) {
-    throw new ConfigError(
-      `cannot create ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`,
-    );
-  }
-  try {
-    writeSync(fd, `${token}\n`);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(file, 0o600);
+  writePrivateFile(file, `${token}\n`);
   return { token, file, generated: true };
+}
+
+/**
+ * Writes a new 0600 file whole or not at all (a temporary file, synced, then linked into place, which fails if
+ * the name exists): a full disk must not leave an empty token file that breaks every later start.
+ */
+function writePrivateFile(path: string, text: string): void {
+  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(temporary, 0o600);
+    linkSync(temporary, path);
+  } catch (error) {
+    throw new ConfigError(`cannot create ${path}: ${codeOf(error)}`);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
 }

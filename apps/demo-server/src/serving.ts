@@ -5,6 +5,7 @@ import type { FastifyReply } from 'fastify';
 import type { ServerContext } from './context';
 import { ApiError, invalid } from './errors';
 import { ChoiceRun, type FinishReason, runChoices, type ServedModel, type TokenLogprob } from './generate';
+import { clientSignal } from './offload';
 import {
   type ChatBody,
   type CompletionBody,
@@ -22,7 +23,15 @@ export const DEFAULT_CHAT_TOKENS = 256;
 /** What the serving routes need of the server. */
 export type ServingContext = Pick<
   ServerContext,
-  'models' | 'vocabSize' | 'encode' | 'bytes' | 'limits' | 'systemFingerprint' | 'shutdown' | 'servesLoopback'
+  | 'models'
+  | 'vocabSize'
+  | 'encodeTexts'
+  | 'bytes'
+  | 'limits'
+  | 'systemFingerprint'
+  | 'shutdown'
+  | 'servesLoopback'
+  | 'plainLogprobs'
 >;
 
 /** What both endpoints resolve a request to. */
@@ -137,7 +146,21 @@ const isTexts = (prompt: PromptList): prompt is string[] =>
   prompt.length > 0 && typeof prompt[0] === 'string';
 const isIds = (prompt: PromptList): prompt is number[] => prompt.length > 0 && typeof prompt[0] === 'number';
 
-function completionPlan(ctx: ServingContext, body: CompletionBody): Plan {
+/**
+ * Logprobs of the plain twin beside the watermarked teacher's show the bias δ on every green token, so they are
+ * off unless the operator turns them on (TRACEMARK_PLAIN_LOGPROBS=1).
+ */
+function checkLogprobs(ctx: ServingContext, plan: Plan, param: string): void {
+  if (plan.logprobs !== null && plan.model.role === 'teacher-plain' && !ctx.plainLogprobs) {
+    throw invalid(
+      `${plan.model.id} returns no logprobs on this server: beside the watermarked teacher's they would reveal its green lists (see /api/info).`,
+      param,
+      'logprobs_disabled',
+    );
+  }
+}
+
+async function completionPlan(ctx: ServingContext, body: CompletionBody, signal: AbortSignal): Promise<Plan> {
   if (body.echo === true)
     throw invalid('echo is not supported by this server.', 'echo', 'unsupported_parameter');
   if (body.suffix != null && body.suffix !== '')
@@ -152,11 +175,12 @@ function completionPlan(ctx: ServingContext, body: CompletionBody): Plan {
   }
   const prompt = body.prompt;
   let prompts: number[][];
-  if (typeof prompt === 'string') prompts = [ctx.encode(prompt)];
-  else if (isTexts(prompt)) prompts = prompt.map((p) => ctx.encode(p));
+  if (typeof prompt === 'string') prompts = await ctx.encodeTexts([prompt], signal);
+  else if (isTexts(prompt)) prompts = await ctx.encodeTexts(prompt, signal);
   else if (isIds(prompt)) prompts = [validIds(ctx, prompt, 'prompt')];
   else prompts = prompt.map((ids, i) => validIds(ctx, ids, `prompt[${i}]`));
   const plan: Plan = { ...common, prompts, logprobs: body.logprobs ?? null };
+  checkLogprobs(ctx, plan, 'logprobs');
   checkBudget(ctx, plan);
   return plan;
 }
@@ -169,7 +193,7 @@ export function chatPromptText(messages: ChatBody['messages']): string {
     .join('\n\n');
 }
 
-function chatPlan(ctx: ServingContext, body: ChatBody): Plan {
+async function chatPlan(ctx: ServingContext, body: ChatBody, signal: AbortSignal): Promise<Plan> {
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const common = commonPlan(
     ctx,
@@ -183,9 +207,10 @@ function chatPlan(ctx: ServingContext, body: ChatBody): Plan {
   }
   const plan: Plan = {
     ...common,
-    prompts: [ctx.encode(chatPromptText(body.messages))],
+    prompts: await ctx.encodeTexts([chatPromptText(body.messages)], signal),
     logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
   };
+  checkLogprobs(ctx, plan, 'logprobs');
   checkBudget(ctx, plan);
   return plan;
 }
@@ -417,9 +442,9 @@ export const servingRoutes: FastifyPluginAsyncTypebox<{ ctx: ServingContext }> =
     return { id: m.id, object: 'model' as const, created: m.created, owned_by: 'tracemark' };
   });
   app.post('/completions', { schema: completionSchema(ctx.limits) }, async (request, reply) =>
-    respond(ctx, reply, 'completion', completionPlan(ctx, request.body)),
+    respond(ctx, reply, 'completion', await completionPlan(ctx, request.body, clientSignal(reply))),
   );
   app.post('/chat/completions', { schema: chatSchema(ctx.limits) }, async (request, reply) =>
-    respond(ctx, reply, 'chat', chatPlan(ctx, request.body)),
+    respond(ctx, reply, 'chat', await chatPlan(ctx, request.body, clientSignal(reply))),
   );
 };

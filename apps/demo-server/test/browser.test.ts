@@ -79,7 +79,14 @@ describe('the web UI in Chromium', () => {
     await page.fill('#probe-tokens', '32');
     await page.click('#probe');
     await page.waitForSelector('#distill-progress[data-state="done"]');
-    expect(await page.textContent('#distill-progress')).toMatch(/tracemark-student-distilled: p = /);
+    const progress = await page.textContent('#distill-progress');
+    expect(progress).toMatch(/tracemark-student-distilled: p = /);
+    // The control keys ran, and the verdict describes evidence, not a cause.
+    expect(progress).toMatch(/Control keys: 50 tested, Kolmogorov-Smirnov p = /);
+    expect(progress).toMatch(
+      /its outputs carry the watermark, p = |no evidence that its outputs carry the watermark/,
+    );
+    expect(progress).not.toMatch(/trained on/);
     const path = await page.getAttribute('#plot path[data-model="tracemark-student-distilled"]', 'd');
     expect(path).toMatch(/^M[\d.]+,[\d.]+( L[\d.]+,[\d.]+)+$/);
     expect(await page.textContent('#plot-legend')).toContain('scored tokens');

@@ -9,6 +9,8 @@ import { type Config, readConfig } from '../src/config';
 /** A fixed key for tests, so that the test-profile students (which depend on it) are cached across runs. */
 export const TEST_KEY_HEX = '5e'.repeat(32);
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
+/** The explain-scope token of the test servers (per-token scores). */
+export const TEST_EXPLAIN_TOKEN = 'test-explain-token-0123456789';
 /** Shared by every test file and run: built once by the global setup, then loaded. */
 export const MODEL_DIR = join(tmpdir(), 'tracemark-demo-server-test-models');
 
@@ -36,7 +38,12 @@ export interface TestApp extends App {
 /** An app over the test models, a fresh data directory and the given environment. */
 export async function startApp(
   env: Record<string, string> = {},
-  options: { dataDir?: string; startJobs?: boolean; uiSessionTtlMs?: number } = {},
+  options: {
+    dataDir?: string;
+    startJobs?: boolean;
+    uiSessionTtlMs?: number;
+    logStream?: { write(line: string): void };
+  } = {},
 ): Promise<TestApp> {
   const dataDir = options.dataDir ?? tempDir();
   const config = readConfig({
@@ -45,6 +52,8 @@ export async function startApp(
     TRACEMARK_MODEL_DIR: MODEL_DIR,
     TRACEMARK_LOG_REQUESTS: '0',
     TRACEMARK_WARM_CONTEXTS: '0',
+    TRACEMARK_EXPLAIN_TOKEN: TEST_EXPLAIN_TOKEN,
+    TRACEMARK_LOG_LEVEL: options.logStream === undefined ? 'silent' : 'info',
     PORT: '3999',
     ...env,
   });
@@ -55,6 +64,7 @@ export async function startApp(
     models: await testModels(),
     startJobs: options.startJobs,
     uiSessionTtlMs: options.uiSessionTtlMs,
+    logStream: options.logStream,
   });
   return {
     ...app,
@@ -68,3 +78,4 @@ export async function startApp(
 }
 
 export const auth = { authorization: `Bearer ${TEST_TOKEN}` };
+export const explainAuth = { authorization: `Bearer ${TEST_EXPLAIN_TOKEN}` };

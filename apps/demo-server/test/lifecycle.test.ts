@@ -141,7 +141,7 @@ describe('graceful shutdown', () => {
       const url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no start within 60 s:\n${out}`)), 60_000);
         child.stdout.on('data', () => {
-          const match = /listening on (http:\/\/\S+)/.exec(out);
+          const match = /listening on (http:\/\/[^\s"]+)/.exec(out);
           if (match) {
             clearTimeout(timer);
             resolve(match[1]);

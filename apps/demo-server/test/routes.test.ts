@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auth, startApp, TEST_KEY_HEX, TEST_TOKEN, type TestApp } from './helpers';
+import {
+  auth,
+  explainAuth,
+  startApp,
+  TEST_EXPLAIN_TOKEN,
+  TEST_KEY_HEX,
+  TEST_TOKEN,
+  type TestApp,
+} from './helpers';
 
 let t: TestApp;
 const bodies: string[] = [];
@@ -111,7 +119,7 @@ describe('serving', () => {
     expect(lp.text_offset[0]).toBe(0);
     const chat = (
       await call('POST', '/v1/chat/completions', {
-        model: 'tracemark-teacher-plain',
+        model: 'tracemark-student-clean',
         messages: [{ role: 'user', content: [{ type: 'text', text: 'Alice was' }] }],
         max_completion_tokens: 5,
         logprobs: true,
@@ -264,22 +272,23 @@ describe('detection API', () => {
     expectError(await call('GET', '/api/jobs/job_x', undefined, { authorization: 'Basic abc' }), 401);
   });
 
-  it('detects the watermark in teacher output and not in plain output, with per-token spans', async () => {
+  it('detects the watermark in teacher output and not in plain output, with per-token spans (explain scope)', async () => {
     const prompt = 'The Queen said to the';
     const gen = async (model: string) =>
       (await call('POST', '/v1/completions', { model, prompt, max_tokens: 80, seed: 11 })).json().choices[0]
         .text as string;
     const marked = await gen('tracemark-teacher');
     const plain = await gen('tracemark-teacher-plain');
-    const hit = (await call('POST', '/api/detect', { text: marked, prompt }, auth)).json();
-    const miss = (await call('POST', '/api/detect', { text: plain, prompt }, auth)).json();
+    const hit = (await call('POST', '/api/detect', { text: marked, prompt }, explainAuth)).json();
+    const miss = (await call('POST', '/api/detect', { text: plain, prompt }, explainAuth)).json();
+    expect(hit.scope).toBe('explain');
     expect(hit.log10PValue).toBeLessThan(-4);
     expect(miss.log10PValue).toBeGreaterThan(-3);
     expect(hit.perToken.map((e: { text: string }) => e.text).join('')).toBe(marked);
     expect(hit.perToken[0]).toMatchObject({ counted: false, reason: 'context', score: null });
     expect(hit.nullLaw).toEqual({ kind: 'bernoulli', p: 0.25 });
     const tokens = t.ctx.encode('The Queen said to the Queen');
-    const ids = (await call('POST', '/api/detect', { tokens }, auth)).json();
+    const ids = (await call('POST', '/api/detect', { tokens }, explainAuth)).json();
     expect(ids.tokens).toBe(tokens.length);
     expect(ids.perToken.map((e: { text: string }) => e.text).join('')).toBe('The Queen said to the Queen');
     expect(ids.perToken[1]).toMatchObject({ text: ' Queen', start: 3, end: 9 });
@@ -314,6 +323,17 @@ describe('detection API', () => {
     expect(done.state).toBe('succeeded');
     expect(done.result.scored).toBeGreaterThan(0);
     expect(done.result.trajectory.at(-1).scored).toBe(done.result.scored);
+    // With the control keys (what the UI runs): their KS check, and a verdict that states evidence only.
+    const checked = (await call('POST', '/api/verify', { samples, controls: true }, auth)).json();
+    await t.ctx.runner.idle();
+    const report = (await call('GET', `/api/jobs/${checked.id}`, undefined, auth)).json();
+    expect(report.state).toBe('succeeded');
+    expect(report.result.controls.count).toBe(50);
+    expect(typeof report.result.controls.ksPValue).toBe('number');
+    expect(report.result.verdict.text).toMatch(
+      /^(its outputs carry the watermark|no evidence that its outputs carry)/,
+    );
+    expect(report.result.verdict.text).not.toMatch(/trained/);
     expectError(await call('GET', '/api/jobs/job_missing', undefined, auth), 404);
     expectError(await call('POST', '/api/verify', { samples: [] }, auth), 400);
     expectError(await call('POST', '/api/verify', { samples: [{ prompt: 'x' }] }, auth), 400, /output/);
@@ -321,7 +341,15 @@ describe('detection API', () => {
 
   it('serves the fingerprint and the public spec, and the lab facts', async () => {
     const info = (await call('GET', '/api/info')).json();
-    expect(Object.keys(info).sort()).toEqual(['keyFingerprint', 'labProfile', 'spec']);
+    expect(Object.keys(info).sort()).toEqual([
+      'detection',
+      'keyFingerprint',
+      'labProfile',
+      'plainLogprobs',
+      'spec',
+    ]);
+    expect(info.plainLogprobs.enabled).toBe(false);
+    expect(info.plainLogprobs.reason).toMatch(/green list/);
     expect(info.keyFingerprint).toMatch(/^tm1:[0-9a-f]{16}$/);
     // The served students came from this lab profile (the test server builds 'demo-test').
     expect(info.labProfile).toBe('demo-test');
@@ -381,6 +409,7 @@ describe('UI sessions', () => {
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     expect(page.body).not.toContain(TEST_TOKEN);
+    expect(page.body).not.toContain(TEST_EXPLAIN_TOKEN);
     expect((await call('GET', '/ui/app.js')).headers['content-type']).toMatch(/javascript/);
     const doc = (await call('GET', '/docs/json')).json();
     for (const path of [

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { sha256Hex } from '@tracemark/verifier';
 import Database from 'better-sqlite3';
@@ -154,6 +154,7 @@ export class EvidenceStore {
   static open(path: string, options: { create?: boolean } = {}): EvidenceStore {
     if (typeof path !== 'string' || path === '') fail('E_USAGE', 'the evidence store needs a file path');
     if (!options.create && !existsSync(path)) fail('E_INPUT', `no evidence store at ${path}`);
+    if (options.create) createPrivate(path);
     let db: Database.Database;
     try {
       db = new Database(path, { fileMustExist: !options.create });
@@ -383,6 +384,20 @@ function processAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Creates a missing store file with mode 0600 before SQLite opens it: the store holds the requests and responses
+ * of an investigation. SQLite gives its -wal and -shm files the mode of the database file.
+ */
+function createPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    fail('E_INPUT', `cannot create evidence store ${path}: ${code ?? 'unknown error'}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -99,5 +99,28 @@ describe('EvidenceStore', () => {
     const future = join(dir, 'future.db');
     EvidenceStore.open(future, { create: true }).setMeta('schema_version', '9');
     expect(() => EvidenceStore.open(future)).toThrow(/schema 9; this tracemark reads schema 1/);
+  });
+
+  it('creates the store and its WAL files with mode 0600, whatever the umask', () => {
+    const path = join(dir, 'private.db');
+    const previous = process.umask(0o022);
+    try {
+      const store = EvidenceStore.open(path, { create: true });
+      store.bindModel('m');
+      store.insert(store.startRun({ endpoint: 'x' }), record('p1', 0));
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+        if (existsSync(file)) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+      }
+      store.close();
+    } finally {
+      process.umask(previous);
+    }
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('fails in one line when the store cannot be created', () => {
+    expect(() => EvidenceStore.open(join(dir, 'missing', 'x.db'), { create: true })).toThrow(
+      /^cannot create evidence store .*x\.db: ENOENT$/,
+    );
   });
 });

@@ -61,6 +61,7 @@ export { escapeHtml, type HighlightedSample, renderReportHtml } from './report/h
 export {
   type OwnerFilterSummary,
   parseVerifySummary,
+  redactEndpoint,
   type SampleText,
   type VerifySummary,
 } from './report/input';

@@ -1,6 +1,7 @@
 import { createScheme, type MasterKey, parseSpec, type Scheme } from '@tracemark/watermark';
 import { CONTROL_CONTEXT, controlMasterKey, controlTenant, labelUniform } from './controls';
 import { fail } from './errors';
+import { formatPValue } from './format';
 import { type KeyRequest, scoreKeys } from './multikey';
 import { nullTail, randomizedPValue } from './null-law';
 import { type RadioactivityResult, radioactivityTape, radioactivityTest } from './radioactivity';
@@ -30,6 +31,26 @@ export interface InvestigateOptions {
   threads?: number;
   /** Prior strength of the e-process (see EProcess). */
   priorStrength?: number;
+  /**
+   * How collecting the evidence was stopped: 'fixed' (a budget set in advance; the default) or 'anytime'
+   * (probing stopped when the e-process reached 1/α). After an anytime stop the fixed-size p-value is
+   * optimistic, so the verdict cites the e-process's anytime-valid p-value instead.
+   */
+  stopping?: StoppingRule;
+}
+
+export type StoppingRule = 'fixed' | 'anytime';
+
+/** The decision, and the one p-value it rests on: cite `pValueCited`, never another. */
+export interface Verdict {
+  /** The controls passed and the cited p-value is at most α. */
+  detected: boolean;
+  pValueCited: number;
+  log10PValueCited: number;
+  /** 'fixed': the exact fixed-size p-value; 'anytime': min(1, 1 / max E) of the e-process. */
+  basis: StoppingRule;
+  controlsPassed: boolean;
+  text: string;
 }
 
 export interface ControlReport {
@@ -75,7 +96,7 @@ export interface InvestigateResult extends TestResult {
   controls: ControlReport;
   tenants?: TenantReport[];
   alpha: number;
-  verdict: { detected: boolean; controlsPassed: boolean; text: string };
+  verdict: Verdict;
   /** Milliseconds spent, and the worker threads that scored the control and tenant keys (1: this thread). */
   timings: { tapeMs: number; controlsMs: number; tenantsMs: number; threads: number };
 }
@@ -99,6 +120,10 @@ export async function investigate(
   const alpha = options.alpha ?? 1e-3;
   const controlsAlpha = options.controlsAlpha ?? 0.01;
   const tenants = options.tenants ?? [];
+  const stopping = options.stopping ?? 'fixed';
+  if (stopping !== 'fixed' && stopping !== 'anytime') {
+    fail('E_INVALID_OPTIONS', `stopping must be 'fixed' or 'anytime'; got ${String(stopping)}`);
+  }
 
   let started = performance.now();
   // One tape: the owner's test, its e-process (in stored order) and every other key's sum are scored on it.
@@ -185,16 +210,23 @@ export async function investigate(
     }));
   }
 
-  const detected = result.log10PValue <= Math.log10(alpha);
+  const sequential = eProcess.state;
   const { samples: sampleCount, ...test } = result;
   return {
     ...test,
     sampleCount,
-    sequential: { ...eProcess.state, priorStrength: eProcess.priorStrength },
+    sequential: { ...sequential, priorStrength: eProcess.priorStrength },
     controls,
     ...(tenantReports === undefined ? {} : { tenants: tenantReports }),
     alpha,
-    verdict: { detected, controlsPassed, text: verdictText(detected, controls, alpha) },
+    verdict: citeVerdict({
+      pValue: result.pValue,
+      log10PValue: result.log10PValue,
+      log10AnytimePValue: sequential.log10AnytimePValue,
+      stopping,
+      controls,
+      alpha,
+    }),
     timings: {
       tapeMs,
       controlsMs: (scoringMs * controlCount) / requests.length,
@@ -208,14 +240,37 @@ function tenantOf(request: KeyRequest): { tenant?: string } {
   return request.tenant === undefined ? {} : { tenant: request.tenant };
 }
 
-function verdictText(detected: boolean, controls: ControlReport, alpha: number): string {
-  const ks = `KS p = ${formatSmall(controls.uniformity.pValue)}`;
-  if (!controls.passed) {
-    return `${detected ? 'watermark signal found' : 'no watermark signal'}, but the ${controls.count} control keys FAILED: their p-values are not uniform (${ks} < ${controls.alpha}); the test is not calibrated on this evidence, so do not rely on its p-value`;
+/**
+ * The verdict from the p-value the stopping rule allows and the controls: failed controls make it
+ * inconclusive whatever the p-value, since the test is then not calibrated on this evidence.
+ */
+export function citeVerdict(input: {
+  pValue: number;
+  log10PValue: number;
+  log10AnytimePValue: number;
+  stopping: StoppingRule;
+  controls: Pick<ControlReport, 'count' | 'passed' | 'alpha'> & { uniformity: { pValue: number } };
+  alpha: number;
+}): Verdict {
+  const { stopping, controls, alpha } = input;
+  if (stopping !== 'fixed' && stopping !== 'anytime') {
+    fail('E_INVALID_OPTIONS', `stopping must be 'fixed' or 'anytime'; got ${String(stopping)}`);
   }
-  return detected
-    ? `watermark detected at α = ${formatAlpha(alpha)}: the suspect's outputs carry this key's watermark; the ${controls.count} control keys behave as chance (${ks})`
-    : `no watermark detected at α = ${formatAlpha(alpha)}; the ${controls.count} control keys behave as chance (${ks})`;
+  const log10PValueCited = stopping === 'anytime' ? input.log10AnytimePValue : input.log10PValue;
+  const pValueCited = stopping === 'anytime' ? 10 ** log10PValueCited : input.pValue;
+  const significant = log10PValueCited <= Math.log10(alpha);
+  const detected = controls.passed && significant;
+  const cited = `${stopping === 'anytime' ? 'anytime-valid p' : 'exact p'} = ${formatPValue(pValueCited, log10PValueCited)}${stopping === 'anytime' ? ', as probing stopped on the e-process' : ''}`;
+  const ks = `KS p = ${formatSmall(controls.uniformity.pValue)}`;
+  let text: string;
+  if (!controls.passed) {
+    text = `inconclusive (${cited}): the ${controls.count} control keys FAILED: their p-values are not uniform (${ks} < ${controls.alpha}); the test is not calibrated on this evidence, so its p-value cannot support a detection`;
+  } else if (detected) {
+    text = `watermark detected at α = ${formatAlpha(alpha)} (${cited}): the suspect's outputs carry this key's watermark; the ${controls.count} control keys behave as chance (${ks})`;
+  } else {
+    text = `no watermark detected at α = ${formatAlpha(alpha)} (${cited}); the ${controls.count} control keys behave as chance (${ks})`;
+  }
+  return { detected, pValueCited, log10PValueCited, basis: stopping, controlsPassed: controls.passed, text };
 }
 
 function formatAlpha(alpha: number): string {

@@ -14,6 +14,7 @@ import {
   scoreBatch,
   scoreKeys,
 } from '../src/index';
+import { citeVerdict } from '../src/investigate';
 
 // scoreBatch draws KGW green bits from the package's seededHash32 itself: the tests count those calls, and
 // break them, to see its per-context path run and its self-check fall back to score().
@@ -205,13 +206,91 @@ describe('investigate', () => {
     expect(result.controls.count).toBe(50);
     expect(result.controls.passed).toBe(true);
     expect(result.controls.atOrBelowOwner).toBe(0);
-    expect(result.verdict).toMatchObject({ detected: true, controlsPassed: true });
-    expect(result.verdict.text).toMatch(/^watermark detected at α = 0.001/);
-    // The verdict says so when the controls fail (forced here with a threshold no KS p-value reaches).
-    const strict = await investigate(samples, { spec, key: owner, controlsAlpha: 0.9999999 });
-    expect(strict.verdict.controlsPassed).toBe(false);
-    expect(strict.verdict.text).toMatch(/control keys FAILED: their p-values are not uniform/);
+    expect(result.verdict).toMatchObject({
+      detected: true,
+      controlsPassed: true,
+      basis: 'fixed',
+      pValueCited: result.pValue,
+      log10PValueCited: result.log10PValue,
+    });
+    expect(result.verdict.text).toMatch(/^watermark detected at α = 0.001 \(exact p = /);
     await expect(investigate(samples, { spec, key: owner, controls: 5 })).rejects.toThrow(/controls must be/);
+  });
+
+  it('cites the anytime-valid p after a sequential stop, though the fixed-size p is smaller', async () => {
+    // 2 outputs of 15 tokens: the fixed-size p is about 10^-4.2, the anytime-valid p about 10^-0.8.
+    const samples = samplesFrom(undefined, true, 2, 15);
+    const fixed = await investigate(samples, { spec, key: owner, controls: 20 });
+    const anytime = await investigate(samples, { spec, key: owner, controls: 20, stopping: 'anytime' });
+    expect(anytime.log10PValue).toBe(fixed.log10PValue);
+    expect(anytime.log10PValue).toBeLessThan(-3);
+    expect(anytime.sequential.log10AnytimePValue).toBeGreaterThan(anytime.log10PValue);
+    expect(fixed.verdict).toMatchObject({ basis: 'fixed', detected: true, controlsPassed: true });
+    expect(anytime.verdict).toEqual({
+      detected: false,
+      pValueCited: 10 ** anytime.sequential.log10AnytimePValue,
+      log10PValueCited: anytime.sequential.log10AnytimePValue,
+      basis: 'anytime',
+      controlsPassed: true,
+      text: expect.stringMatching(
+        /^no watermark detected at α = 0\.001 \(anytime-valid p = 0\.\d+, as probing stopped on the e-process\)/,
+      ),
+    });
+    // With enough evidence the anytime-valid p detects as well, and is still the one cited.
+    const more = await investigate(samplesFrom(undefined, true, 15, 60), {
+      spec,
+      key: owner,
+      stopping: 'anytime',
+    });
+    expect(more.verdict).toMatchObject({ basis: 'anytime', detected: true });
+    expect(more.verdict.log10PValueCited).toBe(more.sequential.log10AnytimePValue);
+    expect(more.verdict.log10PValueCited).toBeGreaterThan(more.log10PValue);
+    await expect(investigate(samples, { spec, key: owner, stopping: 'whenever' as 'fixed' })).rejects.toThrow(
+      /stopping must be 'fixed' or 'anytime'/,
+    );
+  });
+
+  it('is inconclusive, never detected, when the controls fail', async () => {
+    const samples = samplesFrom(undefined, true, 15, 60);
+    // Failed controls forced through investigate() with a threshold no KS p-value reaches.
+    const strict = await investigate(samples, { spec, key: owner, controlsAlpha: 0.9999999 });
+    expect(strict.log10PValue).toBeLessThan(-15);
+    expect(strict.controls.passed).toBe(false);
+    expect(strict.verdict).toMatchObject({
+      detected: false,
+      controlsPassed: false,
+      basis: 'fixed',
+      log10PValueCited: strict.log10PValue,
+    });
+    expect(strict.verdict.text).toMatch(/^inconclusive \(exact p = .*\): the 50 control keys FAILED/);
+    expect(strict.verdict.text).toMatch(/their p-values are not uniform/);
+    // And injected directly: controls whose KS test rejects uniformity, after a sequential stop.
+    const failed = { count: 40, passed: false, alpha: 0.01, uniformity: { pValue: 1e-5 } };
+    const verdict = citeVerdict({
+      pValue: 1e-40,
+      log10PValue: -40,
+      log10AnytimePValue: -12,
+      stopping: 'anytime',
+      controls: failed,
+      alpha: 1e-3,
+    });
+    expect(verdict).toEqual({
+      detected: false,
+      pValueCited: 1e-12,
+      log10PValueCited: -12,
+      basis: 'anytime',
+      controlsPassed: false,
+      text: 'inconclusive (anytime-valid p = 1.00e-12, as probing stopped on the e-process): the 40 control keys FAILED: their p-values are not uniform (KS p = 1.00e-5 < 0.01); the test is not calibrated on this evidence, so its p-value cannot support a detection',
+    });
+    const passed = citeVerdict({
+      pValue: 1e-40,
+      log10PValue: -40,
+      log10AnytimePValue: -12,
+      stopping: 'anytime',
+      controls: { ...failed, passed: true, uniformity: { pValue: 0.4 } },
+      alpha: 1e-3,
+    });
+    expect(passed).toMatchObject({ detected: true, controlsPassed: true, log10PValueCited: -12 });
   });
 
   it('randomizes discrete control p-values to exact uniformity under H0', () => {

@@ -14,12 +14,13 @@ import {
 import { createScheme, INTEROP_SCHEME_NAMES, type Scheme } from '@tracemark/watermark';
 import { fail } from '../errors';
 import { highlightText, interopSummaryLines, summaryLines } from '../format';
-import { masterKeyFromOptions } from '../key';
+import { KEY_OPTION_REMOVED, masterKeyFromOptions } from '../key';
 
 /** The options of `tracemark detect`, as commander parses them (declared in main.ts). */
 export interface DetectOptions {
   spec?: string;
-  key?: string;
+  /** The removed --key option: only to refuse it. */
+  key?: unknown;
   keyFile?: string;
   tokenizer: string;
   ids?: string;
@@ -123,11 +124,9 @@ async function runInteropDetect(
   positionals: string[],
   alpha: number,
 ): Promise<number> {
-  if (values.key !== undefined || values.keyFile !== undefined) {
-    fail(
-      'E_USAGE',
-      'interop schemes are keyed by their spec (hashingKey, keys); give no --key or --key-file',
-    );
+  if (values.key !== undefined) fail('E_USAGE', KEY_OPTION_REMOVED);
+  if (values.keyFile !== undefined) {
+    fail('E_USAGE', 'interop schemes are keyed by their spec (hashingKey, keys); give no --key-file');
   }
   let ids: ArrayLike<number>;
   if (values.ids !== undefined) {

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   checkEvidence,
@@ -66,9 +66,23 @@ async function runCheck(path: string, values: ReportOptions): Promise<number> {
   const key = masterKeyFromOptions(values, 'report --check');
   const result = checkEvidence(bundle, key, path);
   if (result.valid) {
-    const body = (bundle as { body: { pValue: number; log10PValue: number; createdAt: string } }).body;
+    const body = (
+      bundle as {
+        body: {
+          pValue: number;
+          log10PValue: number;
+          createdAt: string;
+          verdict?: { pValueCited: number; log10PValueCited: number; basis: string };
+        };
+      }
+    ).body;
+    // v1 bundles carry only the fixed-size p-value; later ones the p-value their verdict cites.
+    const p =
+      body.verdict === undefined
+        ? `p-value ${formatPValue(body.pValue, body.log10PValue)}`
+        : `${body.verdict.basis === 'anytime' ? 'anytime-valid ' : ''}p-value ${formatPValue(body.verdict.pValueCited, body.verdict.log10PValueCited)}`;
     process.stdout.write(
-      `valid: ${path} is signed by ${result.signedBy} (created ${body.createdAt}; p-value ${formatPValue(body.pValue, body.log10PValue)})\n`,
+      `valid: ${path} is signed by ${result.signedBy} (created ${body.createdAt}; ${p})\n`,
     );
     return 0;
   }
@@ -124,8 +138,15 @@ export async function runReport(values: ReportOptions, positionals: string[]): P
   const bundle = signEvidence(body, key);
   try {
     mkdirSync(values.out, { recursive: true });
-    writeFileSync(join(values.out, 'bundle.json'), `${JSON.stringify(bundle, null, 2)}\n`);
-    writeFileSync(join(values.out, 'report.html'), renderReportHtml(bundle, highlighted));
+    // Evidence names the suspect and carries samples: readable by the owner only, like the evidence store.
+    for (const [name, content] of [
+      ['bundle.json', `${JSON.stringify(bundle, null, 2)}\n`],
+      ['report.html', renderReportHtml(bundle, highlighted)],
+    ]) {
+      const path = join(values.out, name);
+      writeFileSync(path, content, { mode: 0o600 });
+      chmodSync(path, 0o600);
+    }
   } catch (error) {
     fail(
       'E_INPUT',

@@ -9,7 +9,8 @@ import { corpusDocuments } from '../scan/sources';
 /** The options of `tracemark scan`, as commander parses them (declared in main.ts). */
 export interface ScanCommandOptions {
   spec?: string;
-  key?: string;
+  /** The removed --key option: only to refuse it. */
+  key?: unknown;
   keyFile?: string;
   tenant?: string;
   tokenizer: string;

@@ -12,6 +12,7 @@ import {
   parseTenantList,
   readKeyFile,
   readTextFile,
+  redactEndpoint,
   type SuspectSample,
   type Tokenizer,
   type WindowFilter,
@@ -70,6 +71,18 @@ export interface VerifyReport extends Omit<InvestigateResult, 'timings'> {
    * fixed-size p-value is optimistic; the anytime-valid p-value (`sequential`) is the one to cite.
    */
   stoppedBySequentialTest: boolean;
+  /**
+   * The suspect as the evidence names it, for the report: the model the endpoint reported, the endpoints
+   * without credentials, the probe dates and how much was tested.
+   */
+  suspect: {
+    requestedModel: string | null;
+    reportedModels: Record<string, number>;
+    endpoints: string[];
+    probeDates: { first: string | null; last: string | null };
+    responses: number;
+    tokens: { seen: number; scored: number };
+  };
   /** A few stored outputs (the first in store order), for a report to show. */
   samples: { id: string; prompt: string; text: string }[];
   timings: InvestigateResult['timings'] & { readMs: number; tokenizeMs: number };
@@ -176,7 +189,7 @@ export async function runVerifyCommand(values: VerifyOptions, positionals: strin
         );
       }
       sha256.push(response.responseSha256);
-      endpoints.add(response.endpoint);
+      endpoints.add(redactEndpoint(response.endpoint));
       const reported = response.reportedModel ?? '(none)';
       reportedModels[reported] = (reportedModels[reported] ?? 0) + 1;
       if (firstRequestedAt === null || response.requestedAt < firstRequestedAt)
@@ -213,7 +226,10 @@ export async function runVerifyCommand(values: VerifyOptions, positionals: strin
     }
   }
 
+  // The stopping rule decides which p-value the verdict may cite.
+  const stoppedBySequentialTest = runs.some((r) => r.outcome?.state === 'stopped-by-sequential-test');
   const result = await investigate(samples, {
+    stopping: stoppedBySequentialTest ? 'anytime' : 'fixed',
     spec,
     key,
     tenants,
@@ -233,14 +249,22 @@ export async function runVerifyCommand(values: VerifyOptions, positionals: strin
     ...result,
     responses: { count: texts.length, sha256, endpoints: [...endpoints], firstRequestedAt, lastReceivedAt },
     runs,
-    stoppedBySequentialTest: runs.some((r) => r.outcome?.state === 'stopped-by-sequential-test'),
+    stoppedBySequentialTest,
+    suspect: {
+      requestedModel: model,
+      reportedModels,
+      endpoints: [...endpoints],
+      probeDates: { first: firstRequestedAt, last: lastReceivedAt },
+      responses: texts.length,
+      tokens: { seen: result.seen, scored: result.scored },
+    },
     samples: texts.slice(0, SAMPLES_SHOWN).map((t) => ({ id: t.id, prompt: t.prompt, text: t.output })),
     timings: { ...result.timings, readMs, tokenizeMs },
   };
 
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(`${verifyLines(report).join('\n')}\n`);
-  return values.failOnDetect && result.verdict.detected && result.verdict.controlsPassed ? 1 : 0;
+  return values.failOnDetect && result.verdict.detected ? 1 : 0;
 }
 
 export function verifyLines(report: VerifyReport): string[] {
@@ -278,7 +302,7 @@ export function verifyLines(report: VerifyReport): string[] {
   lines.push(`verdict      ${report.verdict.text}`);
   if (report.stoppedBySequentialTest) {
     lines.push(
-      `note         probing stopped when the e-process reached 1/α: after such a stop the fixed-size p-value is optimistic; cite the anytime-valid p = ${formatPValue(10 ** report.sequential.log10AnytimePValue, report.sequential.log10AnytimePValue)}`,
+      `note         probing stopped when the e-process reached 1/α: after such a stop the fixed-size p-value is optimistic, so the verdict cites the anytime-valid p = ${formatPValue(report.verdict.pValueCited, report.verdict.log10PValueCited)}`,
     );
   }
   return lines;

@@ -19,7 +19,7 @@ export interface CliRun {
  * Runs the real CLI in a child process, as a user would: no colours, and no key from the environment unless a
  * test passes one.
  */
-export function tracemark(args: string[], input?: string, timeout = 60_000): CliRun {
+export function tracemark(args: string[], input?: string, timeout = 180_000): CliRun {
   const result = spawnSync(process.execPath, [CLI, ...args], {
     input,
     encoding: 'utf8',

@@ -3,9 +3,21 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson, type MasterKey } from '@tracemark/watermark';
 import { fail } from '../errors';
-import type { KsSummary, OwnerFilterSummary, TenantRow, VerifySummary } from './input';
+import type {
+  KsSummary,
+  OwnerFilterSummary,
+  SuspectSummary,
+  TenantRow,
+  VerdictSummary,
+  VerifySummary,
+} from './input';
 
-export const EVIDENCE_FORMAT = 'tracemark-evidence/v1';
+/**
+ * v2 adds `verdict` (the cited p-value, its basis and the controls) and `suspect`, and drops v1's top-level
+ * `detected`, which rested on the fixed-size p-value alone. v1 bundles still check: the signature is the same.
+ */
+export const EVIDENCE_FORMAT = 'tracemark-evidence/v2';
+export const CHECKABLE_FORMATS: readonly string[] = ['tracemark-evidence/v1', EVIDENCE_FORMAT];
 
 /** HKDF purpose of the signing key: `key.deriveBytes('report-signature', '')`. */
 export const SIGNATURE_PURPOSE = 'report-signature';
@@ -35,10 +47,14 @@ export interface EvidenceBody {
   masterFingerprint: string;
   tokenizer: string;
   counts: { responses: number; seen: number; scored: number };
+  /** The exact fixed-size p-value; the verdict cites it only when probing had a fixed budget. */
   pValue: number;
   log10PValue: number;
   alpha: number;
-  detected: boolean;
+  /** The p-value to cite, and the decision at `alpha`: detected only when the controls passed. */
+  verdict: VerdictSummary & { detected: boolean };
+  /** The model probed (as the endpoint reported it), the endpoints without credentials, and when. */
+  suspect?: SuspectSummary;
   controls: { count: number; pValues: number[]; ks: KsSummary | null };
   tenants?: TenantRow[];
   trajectory: { scored: number; log10PValue: number }[];
@@ -91,7 +107,12 @@ export function evidenceBody(summary: VerifySummary, key: MasterKey, options: Bo
     pValue: summary.pValue,
     log10PValue: summary.log10PValue,
     alpha: options.alpha,
-    detected: summary.log10PValue <= Math.log10(options.alpha),
+    verdict: {
+      ...summary.verdict,
+      detected:
+        summary.verdict.controlsPassed && summary.verdict.log10PValueCited <= Math.log10(options.alpha),
+    },
+    ...(summary.suspect === undefined ? {} : { suspect: summary.suspect }),
     controls: {
       count: summary.controls.pValues.length,
       pValues: summary.controls.pValues,
@@ -186,8 +207,11 @@ function envelope(
 } {
   if (!isObject(value))
     fail('E_INPUT', `${source} is not a tracemark evidence bundle (expected a JSON object)`);
-  if (value.format !== EVIDENCE_FORMAT) {
-    fail('E_INPUT', `${source} is not a tracemark evidence bundle (format is not "${EVIDENCE_FORMAT}")`);
+  if (typeof value.format !== 'string' || !CHECKABLE_FORMATS.includes(value.format)) {
+    fail(
+      'E_INPUT',
+      `${source} is not a tracemark evidence bundle (format is not one of ${CHECKABLE_FORMATS.map((f) => `"${f}"`).join(', ')})`,
+    );
   }
   if (!isObject(value.body)) fail('E_INPUT', `${source}: the bundle has no "body" object`);
   const signature = value.signature;

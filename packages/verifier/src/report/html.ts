@@ -156,9 +156,9 @@ function attributionTable(bundle: EvidenceBundle): string {
       ? [
           {
             name: body.keyFingerprint,
-            p: pText(body.pValue, body.log10PValue),
+            p: pText(body.verdict.pValueCited, body.verdict.log10PValueCited),
             adjusted: '—',
-            detected: body.log10PValue <= threshold,
+            detected: body.verdict.detected,
           },
         ]
       : [...body.tenants]
@@ -171,13 +171,16 @@ function attributionTable(bundle: EvidenceBundle): string {
             name: t.id,
             p: pText(t.pValue, t.log10PValue),
             adjusted: pText(t.adjustedPValue, t.adjustedLog10PValue),
-            detected: (t.adjustedLog10PValue ?? Math.log10(t.adjustedPValue)) <= threshold,
+            // Failed controls leave every tenant undecided, as they do the verdict.
+            detected:
+              body.verdict.controlsPassed &&
+              (t.adjustedLog10PValue ?? Math.log10(t.adjustedPValue)) <= threshold,
           }));
   const head = `<tr><th>${body.tenants === undefined ? 'key' : 'tenant'}</th><th>p-value</th><th>Holm-adjusted p</th><th>at α = ${escapeHtml(String(body.alpha))}</th></tr>`;
   const lines = rows.map(
     (row) =>
       `<tr class="${row.detected ? 'hit' : ''}"><td><code>${escapeHtml(row.name)}</code></td><td>${escapeHtml(row.p)}</td>` +
-      `<td>${escapeHtml(row.adjusted)}</td><td>${row.detected ? 'detected' : 'not detected'}</td></tr>`,
+      `<td>${escapeHtml(row.adjusted)}</td><td>${row.detected ? 'detected' : body.verdict.controlsPassed ? 'not detected' : 'inconclusive'}</td></tr>`,
   );
   return `<table id="attribution"><thead>${head}</thead><tbody>${lines.join('')}</tbody></table>`;
 }
@@ -270,14 +273,53 @@ footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
 export function renderReportHtml(bundle: EvidenceBundle, samples: HighlightedSample[] = []): string {
   const { body, signature } = bundle;
   const title = body.label ?? 'tracemark evidence report';
-  const verdict = body.detected
-    ? `<span class="verdict hit">watermark detected</span>`
-    : `<span class="verdict">no watermark detected</span>`;
+  const cited = body.verdict;
+  const anytime = cited.basis === 'anytime';
+  const verdict = !cited.controlsPassed
+    ? `<span class="verdict" id="verdict">inconclusive: the negative controls failed</span>`
+    : cited.detected
+      ? `<span class="verdict hit" id="verdict">watermark detected</span>`
+      : `<span class="verdict" id="verdict">no watermark detected</span>`;
+  const suspect = body.suspect;
   const facts: [string, string][] = [
     [
       'p-value',
-      `${escapeHtml(pText(body.pValue, body.log10PValue))} <span class="mono">(log10 ${body.log10PValue.toFixed(3)})</span>`,
+      `<span id="p-cited">${escapeHtml(pText(cited.pValueCited, cited.log10PValueCited))}</span> <span class="mono">(log10 ${cited.log10PValueCited.toFixed(3)})</span> ${
+        anytime ? 'anytime-valid (probing stopped when the e-process reached 1/α)' : 'exact, fixed-size test'
+      }`,
     ],
+    ...(anytime
+      ? ([
+          [
+            'fixed-size p',
+            `${escapeHtml(pText(body.pValue, body.log10PValue))}, not cited: optimistic after a sequential stop`,
+          ],
+        ] as [string, string][])
+      : []),
+    ...(suspect === undefined
+      ? []
+      : ([
+          [
+            'suspect',
+            `${Object.entries(suspect.reportedModels)
+              .map(([name, n]) => `<code>${escapeHtml(name)}</code> ×${n.toLocaleString('en')}`)
+              .join(', ')} (as the endpoint reported it${
+              suspect.requestedModel === null
+                ? ''
+                : `; requested <code>${escapeHtml(suspect.requestedModel)}</code>`
+            })`,
+          ],
+          [
+            'endpoint',
+            suspect.endpoints.length === 0
+              ? '—'
+              : suspect.endpoints.map((e) => `<code>${escapeHtml(e)}</code>`).join(', '),
+          ],
+          [
+            'probed',
+            `${escapeHtml(suspect.probeDates.first ?? '?')} to ${escapeHtml(suspect.probeDates.last ?? '?')}`,
+          ],
+        ] as [string, string][])),
     [
       'tokens',
       `${body.counts.scored.toLocaleString('en')} scored of ${body.counts.seen.toLocaleString('en')} seen`,
@@ -329,7 +371,7 @@ export function renderReportHtml(bundle: EvidenceBundle, samples: HighlightedSam
 <body>
 <main>
 <h1>${escapeHtml(title)}</h1>
-<p class="subtitle">Evidence that text carries the watermark of key <code>${escapeHtml(body.keyFingerprint)}</code>, from an exact test at α = ${escapeHtml(String(body.alpha))}.</p>
+<p class="subtitle">Evidence that text carries the watermark of key <code>${escapeHtml(body.keyFingerprint)}</code>, from ${anytime ? 'an anytime-valid sequential test' : 'an exact test'} at α = ${escapeHtml(String(body.alpha))}.</p>
 <section class="card">
 ${verdict}
 <dl class="facts">${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${v}</dd>`).join('')}</dl>

@@ -29,6 +29,32 @@ export interface VerifySummary {
   samples?: SampleText[];
   /** The owner-text filter the test ran with (`verify --owner-text`), if any. */
   ownerFilter?: OwnerFilterSummary;
+  /**
+   * The p-value the verdict cites and whether the controls passed. A verify object without a `verdict` (older
+   * or another tool's) cites the anytime-valid p when `stoppedBySequentialTest` is true, else the exact p.
+   */
+  verdict: VerdictSummary;
+  /** Which model was probed, where and when, where the verify object says so. */
+  suspect?: SuspectSummary;
+}
+
+export interface VerdictSummary {
+  basis: 'fixed' | 'anytime';
+  pValueCited: number;
+  log10PValueCited: number;
+  controlsPassed: boolean;
+}
+
+export interface SuspectSummary {
+  /** The model the probes asked for (null where unknown) and what the endpoint reported (name → responses). */
+  requestedModel: string | null;
+  reportedModels: Record<string, number>;
+  /** Endpoints without credentials: user info, query string and fragment are removed. */
+  endpoints: string[];
+  /** When the first request was sent and the last answer received (ISO 8601), where known. */
+  probeDates: { first: string | null; last: string | null };
+  responses: number;
+  tokens: { seen: number; scored: number };
 }
 
 /** Which owner text selected the scored tokens: its documents' SHA-256, the window width, the windows. */
@@ -186,6 +212,9 @@ export function parseVerifySummary(value: unknown, source: string): VerifySummar
     'an array of SHA-256 hex digests',
   );
 
+  const verdict = verdictOf(value, pValue, log10PValue, ks, source);
+  const suspect = suspectOf(value, responses, { count: responseCount, seen, scored }, source);
+
   return {
     pValue,
     log10PValue,
@@ -203,6 +232,95 @@ export function parseVerifySummary(value: unknown, source: string): VerifySummar
     ...(value.ownerFilter === undefined || value.ownerFilter === null
       ? {}
       : { ownerFilter: ownerFilterOf(value.ownerFilter, source) }),
+    verdict,
+    ...(suspect === undefined ? {} : { suspect }),
+  };
+}
+
+/** The default `--controls-alpha` of verify: below it the controls' KS test fails. */
+const CONTROLS_ALPHA = 0.01;
+
+function verdictOf(
+  value: Json,
+  pValue: number,
+  log10PValue: number,
+  ks: KsSummary | null,
+  source: string,
+): VerdictSummary {
+  const stopped = value.stoppedBySequentialTest === true;
+  if (isObject(value.verdict) && value.verdict.basis !== undefined) {
+    const v = value.verdict;
+    need(v.basis === 'fixed' || v.basis === 'anytime', source, 'verdict.basis', '"fixed" or "anytime"');
+    // After a stop on the e-process only the anytime-valid p-value is valid.
+    need(!stopped || v.basis === 'anytime', source, 'verdict.basis', '"anytime" after a sequential stop');
+    need(typeof v.controlsPassed === 'boolean', source, 'verdict.controlsPassed', 'a boolean');
+    return {
+      basis: v.basis,
+      pValueCited: probability(v, 'pValueCited', source, 'verdict.pValueCited'),
+      log10PValueCited: number(v, 'log10PValueCited', source, 'verdict.log10PValueCited'),
+      controlsPassed: v.controlsPassed,
+    };
+  }
+  let basis: VerdictSummary['basis'] = 'fixed';
+  let log10PValueCited = log10PValue;
+  let pValueCited = pValue;
+  if (stopped) {
+    need(isObject(value.sequential), source, 'sequential', 'an object { log10AnytimePValue }');
+    basis = 'anytime';
+    log10PValueCited = Math.min(
+      0,
+      number(value.sequential, 'log10AnytimePValue', source, 'sequential.log10AnytimePValue'),
+    );
+    pValueCited = 10 ** log10PValueCited;
+  }
+  const controls = value.controls as Json;
+  const passed =
+    typeof controls.passed === 'boolean' ? controls.passed : ks !== null && ks.pValue >= CONTROLS_ALPHA;
+  return { basis, pValueCited, log10PValueCited, controlsPassed: passed };
+}
+
+/** An endpoint without what could carry a credential: user info in the authority, query and fragment. */
+export function redactEndpoint(endpoint: string): string {
+  return endpoint.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1').replace(/[?#].*$/s, '');
+}
+
+function suspectOf(
+  value: Json,
+  responses: Json,
+  counts: { count: number; seen: number; scored: number },
+  source: string,
+): SuspectSummary | undefined {
+  const given = isObject(value.suspect) ? value.suspect : undefined;
+  // Older verify objects carry the same facts at the top level and under `responses`.
+  const models = given?.reportedModels ?? value.reportedModels;
+  if (models === undefined) return undefined;
+  const path = given === undefined ? 'reportedModels' : 'suspect.reportedModels';
+  need(
+    isObject(models) && Object.values(models).every((n) => Number.isInteger(n) && (n as number) >= 0),
+    source,
+    path,
+    'an object of response counts',
+  );
+  const endpoints = given?.endpoints ?? responses.endpoints ?? [];
+  need(
+    Array.isArray(endpoints) && endpoints.every((e) => typeof e === 'string'),
+    source,
+    given === undefined ? 'responses.endpoints' : 'suspect.endpoints',
+    'an array of strings',
+  );
+  const dates = isObject(given?.probeDates) ? given.probeDates : undefined;
+  const first = dates?.first ?? responses.firstRequestedAt ?? null;
+  const last = dates?.last ?? responses.lastReceivedAt ?? null;
+  need(first === null || typeof first === 'string', source, 'suspect.probeDates.first', 'a date');
+  need(last === null || typeof last === 'string', source, 'suspect.probeDates.last', 'a date');
+  const requested = given?.requestedModel ?? value.model ?? null;
+  return {
+    requestedModel: typeof requested === 'string' ? requested : null,
+    reportedModels: models as Record<string, number>,
+    endpoints: [...new Set((endpoints as string[]).map(redactEndpoint))],
+    probeDates: { first, last },
+    responses: counts.count,
+    tokens: { seen: counts.seen, scored: counts.scored },
   };
 }
 

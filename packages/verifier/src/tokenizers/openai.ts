@@ -1,3 +1,4 @@
+import { binaryString, bytePairMerge, byteRankTable } from './bpe-merge';
 import type { Encoding, Tokenizer } from './index';
 import { isAscii, packLength, spansByDecoding, spansFromByteLengths, utf8Length } from './offsets';
 
@@ -21,6 +22,38 @@ interface GptEncoding {
   decode(ids: Iterable<number>): string;
 }
 
+/**
+ * The parts of gpt-tokenizer 4.0.0's (TypeScript-private) BytePairEncodingCore that encodeIds reuses, so the
+ * pre-tokenizer regex, whole-piece lookup and short-piece merge (with its cache) stay the library's own.
+ */
+interface GptCore {
+  tokenSplitRegex: RegExp;
+  getBpeRankFromString(piece: string): number | undefined;
+  bytePairEncode(piece: string): number[];
+}
+
+function coreOf(encoding: GptEncoding): GptCore {
+  const core = (encoding as unknown as { bytePairEncodingCoreProcessor?: Partial<GptCore> })
+    .bytePairEncodingCoreProcessor;
+  if (
+    core === undefined ||
+    !(core.tokenSplitRegex instanceof RegExp) ||
+    typeof core.getBpeRankFromString !== 'function' ||
+    typeof core.bytePairEncode !== 'function'
+  ) {
+    throw new Error('gpt-tokenizer internals changed: expected 4.0.0 (see tokenizers/openai.ts)');
+  }
+  return core as GptCore;
+}
+
+/**
+ * Pre-tokens longer than this (UTF-16 units) go to the heap merge: gpt-tokenizer's merge rescans every pair
+ * per merge (quadratic: 'a' x 100,000 took 23 s). Shorter ones keep the library's path for its merge cache,
+ * which pays off on the often repeated short pieces of ordinary text; at this length the two merges cost about
+ * the same.
+ */
+const LIBRARY_MERGE_MAX = 16;
+
 async function importEncoding(name: OpenAiEncodingName): Promise<[GptEncoding, Ranks]> {
   // Literal specifiers so bundlers can see them; the same ranks module backs the encoding.
   if (name === 'o200k_base') {
@@ -38,20 +71,23 @@ async function importEncoding(name: OpenAiEncodingName): Promise<[GptEncoding, R
 }
 
 const UTF8 = new TextDecoder();
+const UTF8_ENCODER = new TextEncoder();
 
 class OpenAiTokenizer implements Tokenizer {
   readonly id: OpenAiEncodingName;
   readonly vocabSize: number;
-  readonly #encoding: GptEncoding;
   readonly #ranks: Ranks;
   readonly #specials = new Map<number, string>();
   readonly #byteLengths: Uint16Array;
+  readonly #core: GptCore;
+  // Built on the first long pre-token: ordinary text never needs it.
+  #byteRanks: Map<string, number> | undefined;
 
   constructor(name: OpenAiEncodingName, encoding: GptEncoding, ranks: Ranks) {
     this.id = name;
     this.vocabSize = VOCAB_SIZE[name];
-    this.#encoding = encoding;
     this.#ranks = ranks;
+    this.#core = coreOf(encoding);
     const lengths = new Uint16Array(this.vocabSize);
     for (let id = 0; id < ranks.length; id++) {
       const piece = ranks[id];
@@ -71,8 +107,24 @@ class OpenAiTokenizer implements Tokenizer {
     this.#byteLengths = lengths;
   }
 
+  /**
+   * gpt-tokenizer's encodeNative with no special tokens allowed (what encode(text, ORDINARY) runs), except
+   * that long pre-tokens are merged by bytePairMerge, which gives the same ids in O(m log m).
+   */
   encodeIds(text: string): Uint32Array {
-    return new Uint32Array(this.#encoding.encode(text, ORDINARY));
+    const core = this.#core;
+    const out: number[] = [];
+    for (const [piece] of text.matchAll(core.tokenSplitRegex)) {
+      const id = core.getBpeRankFromString(piece);
+      if (id !== undefined) out.push(id);
+      else if (piece.length <= LIBRARY_MERGE_MAX) {
+        for (const t of core.bytePairEncode(piece)) out.push(t);
+      } else {
+        this.#byteRanks ??= byteRankTable(this.#ranks);
+        bytePairMerge(binaryString(UTF8_ENCODER.encode(piece)), this.#byteRanks, out);
+      }
+    }
+    return new Uint32Array(out);
   }
 
   encode(text: string): Encoding {
