@@ -101,6 +101,8 @@ main().catch((error: unknown) => {
     process.stderr.write(`[tracemark] ${(error as Error).message}: set PORT to another port\n`);
     process.exit(1);
   }
-  process.stderr.write(`[tracemark] failed to start: ${(error as Error).stack ?? String(error)}\n`);
+  // One line, never a stack: an unexpected failure names its message only.
+  const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  process.stderr.write(`[tracemark] failed to start: ${message}\n`);
   process.exit(1);
 });
