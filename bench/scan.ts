@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer, type Tokenizer, writeKeyFile } from '@tracemark/verifier';
-import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { createScheme, MasterKey } from '@tracemark/watermark';
+import { wordModel, wordModelIds } from '../apps/cli/test/support/word-model';
 import { fmt, type Section } from './harness';
 
 const CLI = fileURLToPath(new URL('../apps/cli/bin/tracemark.js', import.meta.url));
@@ -40,18 +41,7 @@ function bookDocuments(): string[] {
 
 /** Watermarked text: a synthetic model proposing 64 " word" tokens of o200k per step. */
 function watermarkedText(tokenizer: Tokenizer, words: number[], key: MasterKey, seed: string): string {
-  const session = new GenerationSession(createScheme(SPEC, key), { prompt: [words[0]], seed });
-  const ids = new Int32Array(64);
-  const logits = new Float32Array(64);
-  for (let i = 0; i < 500; i++) {
-    const rng = createRng(`model:${session.tokens[session.tokens.length - 1]}`);
-    for (let k = 0; k < 64; k++) {
-      ids[k] = words[Math.floor(rng() * words.length)];
-      logits[k] = 4 * (rng() - 0.5);
-    }
-    session.nextFromCandidates(ids, logits);
-  }
-  return tokenizer.decode(session.generated);
+  return tokenizer.decode(wordModelIds(createScheme(SPEC, key), words, seed, 500));
 }
 
 interface Summary {
@@ -95,8 +85,7 @@ export async function scanSections(): Promise<Section[]> {
     const keyFile = join(dir, 'bench.key');
     writeKeyFile(keyFile, key);
     const tokenizer = await loadTokenizer('o200k_base');
-    const words: number[] = [];
-    for (let id = 0; id < 40_000; id++) if (/^ [a-z]{3,9}$/.test(tokenizer.decode([id]))) words.push(id);
+    const words = wordModel(tokenizer);
     const documents = bookDocuments();
     const corpus = join(dir, 'corpus');
     mkdirSync(corpus);

@@ -18,9 +18,10 @@ import {
   signEvidence,
   writeKeyFile,
 } from '@tracemark/verifier';
-import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { createScheme, MasterKey } from '@tracemark/watermark';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectOneLineError, tracemark, wordModel } from './support/cli';
+import { expectOneLineError, tracemark } from './support/cli';
+import { wordModel, wordModelIds } from './support/word-model';
 
 const CHROMIUM = process.env.TRACEMARK_CHROMIUM ?? '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-report-'));
@@ -29,23 +30,6 @@ const otherKeyFile = join(dir, 'other.key');
 const SPEC = { scheme: 'kgw', vocabSize: 200019, gamma: 0.25, delta: 2, contextWidth: 1 };
 const HOSTILE = '<script>alert("x")</script> & "quoted" \'single\' <img src=x onerror=alert(1)>';
 const ANYTIME_LOG10P = -7.25;
-
-/** Generated ids from a synthetic model over the o200k vocabulary (200,019 ids), with the tenant's watermark. */
-function generate(key: MasterKey, tenant: string, words: number[], seed: string, length: number): number[] {
-  const scheme = createScheme(SPEC, key, { tenant });
-  const session = new GenerationSession(scheme, { prompt: [words[0]], seed });
-  const ids = new Int32Array(64);
-  const logits = new Float32Array(64);
-  for (let i = 0; i < length; i++) {
-    const rng = createRng(`model:${session.tokens[session.tokens.length - 1]}`);
-    for (let k = 0; k < 64; k++) {
-      ids[k] = words[Math.floor(rng() * words.length)];
-      logits[k] = 4 * (rng() - 0.5);
-    }
-    session.nextFromCandidates(ids, logits);
-  }
-  return session.generated;
-}
 
 let key: MasterKey;
 let texts: string[];
@@ -59,7 +43,9 @@ beforeAll(async () => {
   writeKeyFile(otherKeyFile, MasterKey.parse('25'.repeat(32)));
   const tokenizer = await loadTokenizer('o200k_base');
   const words = wordModel(tokenizer);
-  const outputs = ['s1', 's2', 's3', 's4'].map((seed) => generate(key, 'acme', words, seed, 250));
+  const outputs = ['s1', 's2', 's3', 's4'].map((seed) =>
+    wordModelIds(createScheme(SPEC, key, { tenant: 'acme' }), words, seed, 250),
+  );
   texts = outputs.map((ids) => tokenizer.decode(ids));
   texts[1] = `${HOSTILE} ${texts[1]}`;
   // A verify result as `tracemark verify --json` reports one: the tape of outputs tested for each tenant,

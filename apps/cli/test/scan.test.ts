@@ -2,9 +2,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTokenizer, type Tokenizer, writeKeyFile } from '@tracemark/verifier';
-import { createRng, createScheme, GenerationSession, MasterKey } from '@tracemark/watermark';
+import { createScheme, MasterKey } from '@tracemark/watermark';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectOneLineError, tracemark, wordModel } from './support/cli';
+import { expectOneLineError, tracemark } from './support/cli';
+import { wordModel, wordModelIds } from './support/word-model';
 
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-scan-'));
 const keyFile = join(dir, 'owner.key');
@@ -19,19 +20,7 @@ function generate(
   watermark: boolean,
   length = 300,
 ): string {
-  const scheme = createScheme(SPEC, key);
-  const session = new GenerationSession(scheme, { prompt: [words[0]], seed, watermark });
-  const ids = new Int32Array(64);
-  const logits = new Float32Array(64);
-  for (let i = 0; i < length; i++) {
-    const rng = createRng(`model:${session.tokens[session.tokens.length - 1]}`);
-    for (let k = 0; k < 64; k++) {
-      ids[k] = words[Math.floor(rng() * words.length)];
-      logits[k] = 4 * (rng() - 0.5);
-    }
-    session.nextFromCandidates(ids, logits);
-  }
-  return tokenizer.decode(session.generated);
+  return tokenizer.decode(wordModelIds(createScheme(SPEC, key), words, seed, length, watermark));
 }
 
 const ENGLISH =

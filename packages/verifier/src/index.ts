@@ -63,6 +63,7 @@ export {
   parseVerifySummary,
   redactEndpoint,
   type SampleText,
+  type SuspectSummary,
   type VerifySummary,
 } from './report/input';
 export { type SchemeIdentity, schemeIdentity, type TestResult, testResult } from './result';

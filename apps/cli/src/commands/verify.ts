@@ -14,6 +14,7 @@ import {
   readTextFile,
   redactEndpoint,
   type SuspectSample,
+  type SuspectSummary,
   type Tokenizer,
   type WindowFilter,
 } from '@tracemark/verifier';
@@ -75,14 +76,7 @@ export interface VerifyReport extends Omit<InvestigateResult, 'timings'> {
    * The suspect as the evidence names it, for the report: the model the endpoint reported, the endpoints
    * without credentials, the probe dates and how much was tested.
    */
-  suspect: {
-    requestedModel: string | null;
-    reportedModels: Record<string, number>;
-    endpoints: string[];
-    probeDates: { first: string | null; last: string | null };
-    responses: number;
-    tokens: { seen: number; scored: number };
-  };
+  suspect: SuspectSummary;
   /** A few stored outputs (the first in store order), for a report to show. */
   samples: { id: string; prompt: string; text: string }[];
   timings: InvestigateResult['timings'] & { readMs: number; tokenizeMs: number };

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Tokenizer } from '@tracemark/verifier';
 import { expect } from 'vitest';
 
 /**
@@ -36,20 +35,4 @@ export function expectOneLineError(run: { code: number | null; stderr: string },
   expect(run.stderr).toMatch(/^tracemark: /);
   expect(run.stderr).toMatch(message);
   expect(run.stderr).not.toMatch(/\n\s+at /);
-}
-
-/**
- * " word" tokens of the tokenizer (among its first 40,000 ids) that re-tokenize to themselves, so that text
- * decoded from them tokenizes back to the same ids: a synthetic model over them makes text whose detection
- * from the text alone matches detection on the ids.
- */
-export function wordModel(tokenizer: Tokenizer): number[] {
-  const words: number[] = [];
-  for (let id = 0; id < 40_000; id++) {
-    const piece = tokenizer.decode([id]);
-    if (!/^ [a-z]{3,9}$/.test(piece)) continue;
-    const again = tokenizer.encode(piece).ids;
-    if (again.length === 1 && again[0] === id) words.push(id);
-  }
-  return words;
 }
