@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer, type Tokenizer, writeKeyFile } from '@tracemark/verifier';
 import { createScheme, MasterKey } from '@tracemark/watermark';
+import type { ScanSummary } from '../apps/cli/src/scan/scan';
 import { wordModel, wordModelIds } from '../apps/cli/test/support/word-model';
 import { fmt, type Section } from './harness';
 
@@ -44,20 +45,8 @@ function watermarkedText(tokenizer: Tokenizer, words: number[], key: MasterKey, 
   return tokenizer.decode(wordModelIds(createScheme(SPEC, key), words, seed, 500));
 }
 
-interface Summary {
-  documents: number;
-  tokens: number;
-  detected: number;
-  expectedFalsePositives: number;
-  workers: number;
-  startupSeconds: number;
-  seconds: number;
-  cpuSeconds: number;
-  documentsPerSecond: number;
-  tokensPerSecond: number;
-}
-
-function scan(corpus: string, keyFile: string, workers: number): Summary {
+/** `--summary-json` of the built CLI: the summary the scan prints on standard error. */
+function scan(corpus: string, keyFile: string, workers: number): ScanSummary {
   const run = spawnSync(
     process.execPath,
     [
@@ -75,7 +64,7 @@ function scan(corpus: string, keyFile: string, workers: number): Summary {
     { encoding: 'utf8', maxBuffer: 64 << 20 },
   );
   if (run.status !== 0) throw new Error(`tracemark scan failed: ${run.stderr.trim()}`);
-  return JSON.parse(run.stderr.trim().split('\n').pop() ?? '{}') as Summary;
+  return JSON.parse(run.stderr.trim().split('\n').pop() ?? '{}') as ScanSummary;
 }
 
 export async function scanSections(): Promise<Section[]> {
