@@ -7,6 +7,7 @@ import {
   type DetectionResult,
   detectText,
   detectTokens,
+  formatPValue,
   investigate,
   type RadioactivityResult,
   radioactivityTest,
@@ -129,19 +130,12 @@ export type VerificationResult = RadioactivityResult & {
   verdict?: { detected: boolean; controlsPassed: boolean; alpha: number; text: string };
 };
 
-/** p-values as the verdicts print them. */
-export function formatLog10P(log10p: number): string {
-  if (log10p > -3) return (10 ** log10p).toPrecision(2);
-  const exponent = Math.floor(log10p);
-  return `${(10 ** (log10p - exponent)).toFixed(1)}e${exponent}`;
-}
-
 /**
  * The verdict states what the test showed about the outputs, never how they came to be: a low p-value is
  * evidence that the outputs carry the watermark, which training on watermarked text is one way to produce.
  */
 export function evidenceVerdict(log10p: number, alpha: number, controlsPassed: boolean | null): string {
-  const p = formatLog10P(log10p);
+  const p = formatPValue(10 ** log10p, log10p);
   const carried = log10p <= Math.log10(alpha);
   const main = carried
     ? `its outputs carry the watermark, p = ${p} (α = ${alpha})`
@@ -176,10 +170,11 @@ export async function verification(env: ScoringEnv, input: RadioactivityInput): 
       atOrBelowOwner: report.controls.atOrBelowOwner,
     },
     verdict: {
-      detected: result.log10PValue <= Math.log10(alpha),
+      // The verifier's rule: evidence counts only where the control keys look like chance.
+      detected: report.verdict.detected,
       controlsPassed,
       alpha,
-      text: evidenceVerdict(result.log10PValue, alpha, controlsPassed),
+      text: evidenceVerdict(report.verdict.log10PValueCited, alpha, controlsPassed),
     },
   };
 }
