@@ -153,11 +153,19 @@ export async function verification(env: ScoringEnv, input: RadioactivityInput): 
       ? {}
       : { trajectoryPointsPerDecade: input.trajectoryPointsPerDecade }),
   };
-  const result = radioactivityTest(input.samples, { scheme: env.scheme, ...options });
-  if (input.controls !== true) return result;
+  if (input.controls !== true) return radioactivityTest(input.samples, { scheme: env.scheme, ...options });
   const alpha = 1e-3;
-  // One thread: this already runs in a worker, and the pool is sized for the machine.
-  const report = await investigate(input.samples, { spec: env.spec, key: env.key, alpha, threads: 1 });
+  // One thread: this already runs in a worker, and the pool is sized for the machine. The investigation's own
+  // owner test is the radioactivity result: the tape is built and scored once.
+  const report = await investigate(input.samples, {
+    spec: env.spec,
+    key: env.key,
+    alpha,
+    threads: 1,
+    ...options,
+  });
+  const { sampleCount, sequential, controls, tenants, alpha: _alpha, verdict, timings, ...test } = report;
+  const result: RadioactivityResult = { ...test, samples: sampleCount };
   const controlsPassed = report.controls.passed;
   return {
     ...result,

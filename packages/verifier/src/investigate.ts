@@ -31,6 +31,10 @@ export interface InvestigateOptions {
   threads?: number;
   /** Prior strength of the e-process (see EProcess). */
   priorStrength?: number;
+  /** The owner's test (and every key scored on its tape) stops after this many scored tokens. */
+  maxScored?: number;
+  /** Points of the owner's p-value trajectory per decade of scored tokens (default 8). */
+  trajectoryPointsPerDecade?: number;
   /**
    * How collecting the evidence was stopped: 'fixed' (a budget set in advance; the default) or 'anytime'
    * (probing stopped when the e-process reached 1/α). After an anytime stop the fixed-size p-value is
@@ -127,7 +131,12 @@ export async function investigate(
 
   let started = performance.now();
   // One tape: the owner's test, its e-process (in stored order) and every other key's sum are scored on it.
-  const { tape, scores, result } = radioactivityTape(samples, { scheme: owner, filter: options.filter });
+  const { tape, scores, result } = radioactivityTape(samples, {
+    scheme: owner,
+    filter: options.filter,
+    maxScored: options.maxScored,
+    trajectoryPointsPerDecade: options.trajectoryPointsPerDecade,
+  });
   const independent = tape.keyIndependent;
   const eProcess = new EProcess(owner.nullLaw, { priorStrength: options.priorStrength });
   for (let j = 0; j < scores.length; j++) eProcess.push(scores[j]);
