@@ -1,4 +1,6 @@
+import { EvaluationError } from '@tracemark/eval';
 import { EvidenceError } from '@tracemark/evidence';
+import { LabError } from '@tracemark/lab';
 import { NgramError } from '@tracemark/ngram';
 import { VerifierError } from '@tracemark/verifier';
 import { WatermarkError } from '@tracemark/watermark';
@@ -18,6 +20,8 @@ export function messageOf(error: unknown): string {
   ) {
     return firstLine(error.message);
   }
+  if ((error instanceof EvaluationError || error instanceof LabError) && error.code !== 'E_INTERNAL')
+    return firstLine(error.message);
   return `internal error: ${firstLine(error instanceof Error ? error.message : String(error))}`;
 }
 

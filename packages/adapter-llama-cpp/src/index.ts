@@ -21,7 +21,7 @@
  *   schemes cheap too: microseconds per token at any V (see BENCHMARKS.md).
  */
 
-import { GenerationSession, type Scheme, WatermarkError } from '@tracemark/watermark';
+import { chooserOf, GenerationSession, type Scheme, WatermarkError } from '@tracemark/watermark';
 import type { LlamaContextSequence, LlamaModel, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
 import { TokenBias } from 'node-llama-cpp';
 
@@ -158,7 +158,7 @@ export class WatermarkedGeneration implements AsyncIterable<Token> {
   ) {
     if (prompt.length === 0) throw new WatermarkError('E_CONTEXT_TOO_SHORT', 'the prompt has no tokens');
     assertVocabulary(scheme, sequence.model);
-    this.#viaProbabilities = scheme.distortionFree || options.route === 'probabilities';
+    this.#viaProbabilities = chooserOf(scheme) || options.route === 'probabilities';
     if (this.#viaProbabilities && options.temperature !== undefined && !(options.temperature > 0)) {
       throw new WatermarkError(
         'E_INVALID_SAMPLING',

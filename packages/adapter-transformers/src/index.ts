@@ -13,7 +13,13 @@
  *   top-p you want in `sampling`.
  */
 import { LogitsProcessor, type Tensor } from '@huggingface/transformers';
-import { GenerationSession, type SamplingOptions, type Scheme, WatermarkError } from '@tracemark/watermark';
+import {
+  chooserOf,
+  GenerationSession,
+  type SamplingOptions,
+  type Scheme,
+  WatermarkError,
+} from '@tracemark/watermark';
 
 export interface WatermarkProcessorOptions {
   /**
@@ -52,6 +58,8 @@ export class WatermarkLogitsProcessor extends LogitsProcessor {
   /** Sessions started so far: each gets its own stream of the seed. */
   #started = 0;
   readonly #tail: number[] = [];
+  /** Whether the scheme draws the token itself (chooserOf) rather than biasing the row. */
+  readonly #chooser: boolean;
 
   constructor(scheme: Scheme, options: WatermarkProcessorOptions = {}) {
     super();
@@ -61,13 +69,8 @@ export class WatermarkLogitsProcessor extends LogitsProcessor {
         'WatermarkLogitsProcessor needs a keyed scheme (createScheme)',
       );
     }
-    if (!scheme.distortionFree && typeof scheme.biasLogits !== 'function') {
-      throw new WatermarkError(
-        'E_INVALID_SPEC',
-        `scheme ${scheme.spec.scheme} neither biases logits nor is distortion-free`,
-      );
-    }
-    if (scheme.biasLogits && options.sampling !== undefined) {
+    this.#chooser = chooserOf(scheme);
+    if (!this.#chooser && options.sampling !== undefined) {
       throw new WatermarkError(
         'E_INVALID_SAMPLING',
         'sampling options apply to distortion-free schemes only; a logit-bias scheme uses generate()’s own',
@@ -107,7 +110,7 @@ export class WatermarkLogitsProcessor extends LogitsProcessor {
     for (let r = 0; r < batch; r++) {
       const row = data.subarray(r * vocab, (r + 1) * vocab);
       this.steps++;
-      if (scheme.distortionFree) this.#choose(r, input_ids[r], row);
+      if (this.#chooser) this.#choose(r, input_ids[r], row);
       else if (on) this.#bias(input_ids[r], row);
     }
     return logits;

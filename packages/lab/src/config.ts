@@ -10,14 +10,22 @@ export const LAB_SCHEMES = {
   /**
    * Distortion-free schemes keyed on the two previous tokens: within the order-4 students' three-token
    * context, so that a student can represent the dependency, and short enough that a window recurs in
-   * the teacher's text often enough for a count-based student to learn it.
+   * the teacher's text often enough for a count-based student to learn it. Gumbel-max samples by argmax
+   * here (softness 0), as docs/radioactivity.md measured it.
    */
-  gumbel: { scheme: 'gumbel', contextWidth: 2 },
+  gumbel: { scheme: 'gumbel', contextWidth: 2, softness: 0 },
+  /**
+   * GumbelSoft τ = 0.4, the Gumbel default since docs/evaluation.md's fix for repetition across requests:
+   * not in the profiles' default set (docs/radioactivity.md's table has five schemes); `--scheme gumbel-soft`.
+   */
+  'gumbel-soft': { scheme: 'gumbel', contextWidth: 2, softness: 0.4 },
   synthid: { scheme: 'synthid', depth: 30, contextWidth: 2 },
 } as const satisfies Record<string, Record<string, unknown>>;
 
 export type LabSchemeName = keyof typeof LAB_SCHEMES;
 export const LAB_SCHEME_NAMES = Object.keys(LAB_SCHEMES) as LabSchemeName[];
+/** The schemes a lab profile runs by default: the five of docs/radioactivity.md. */
+const PROFILE_SCHEMES: readonly LabSchemeName[] = ['kgw-h1', 'kgw-h2', 'unigram', 'gumbel', 'synthid'];
 
 /** Shares ρ of watermarked text in the students' training data that the lab runs by default. */
 export const DEFAULT_RHOS: readonly number[] = [0, 0.01, 0.05, 0.1, 0.5, 1];
@@ -102,7 +110,7 @@ export const LAB_PROFILES = {
     budget: { samples: 3000 },
     promptsInTraining: false,
     rhos: DEFAULT_RHOS,
-    schemes: LAB_SCHEME_NAMES,
+    schemes: PROFILE_SCHEMES,
     probes: 8000,
     probeTokens: 100,
     controls: 50,
@@ -128,7 +136,7 @@ export const LAB_PROFILES = {
     budget: { samples: 200 },
     promptsInTraining: false,
     rhos: [0, 1],
-    schemes: LAB_SCHEME_NAMES,
+    schemes: PROFILE_SCHEMES,
     probes: 800,
     probeTokens: 64,
     controls: 50,

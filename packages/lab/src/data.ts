@@ -59,7 +59,10 @@ interface Split {
  * A custom corpus is split by document: every fifth document (indices 4, 9, 14, …), a fixed 20 %, is held out
  * for prompts; the rest trains the teacher and gives the students' clean text.
  */
-function split(config: LabConfig, which: { train: boolean; heldOut: boolean }): Split {
+function split(
+  config: Pick<LabConfig, 'corpus' | 'books'>,
+  which: { train: boolean; heldOut: boolean },
+): Split {
   if (config.corpus !== null) {
     checkCorpusPath(config.corpus);
     const documents = loadCorpus(config.corpus);
@@ -111,7 +114,7 @@ export function cleanText(config: LabConfig, teacher?: TokenDocument[]): TokenDo
  * are the first `samples`, the probes the next `probes`, so the two never share a prompt.
  */
 export function heldOutPrompts(
-  config: LabConfig,
+  config: Pick<LabConfig, 'promptTokens' | 'seed' | 'samples' | 'probes' | 'corpus' | 'books'>,
   heldOut = split(config, { train: false, heldOut: true }).heldOut,
 ): { teacher: number[][]; probes: number[][]; chunks: number; documents: number; tokens: number } {
   const chunks: number[][] = [];

@@ -18,7 +18,16 @@ export {
   resolveLabConfig,
   type Sampling,
 } from './config';
-export { CORPUS, cleanText, heldOutPrompts, type LabData, labKeys, loadLabData, teacherText } from './data';
+export {
+  CORPUS,
+  checkCorpusPath,
+  cleanText,
+  heldOutPrompts,
+  type LabData,
+  labKeys,
+  loadLabData,
+  teacherText,
+} from './data';
 export {
   distillStudent,
   type GeneratedSample,
@@ -48,6 +57,15 @@ export {
 } from './models';
 export { checkOutputDirectory, resultsMarkdown } from './report';
 export type { LabHooks, LabReport, TeacherSummary } from './run';
+export {
+  type AxisSpec,
+  decadeTicks,
+  escapeXml,
+  type PlotSpec,
+  renderPlot,
+  type Series,
+  type Tick,
+} from './svg';
 export type { CorpusInfo, KsResult, LabRow } from './tasks';
 
 /**

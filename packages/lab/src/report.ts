@@ -12,6 +12,7 @@ const SCHEME_COLORS: Record<LabSchemeName, string> = {
   'kgw-h2': '#17becf',
   unigram: '#2ca02c',
   gumbel: '#d62728',
+  'gumbel-soft': '#ff7f0e',
   synthid: '#9467bd',
 };
 

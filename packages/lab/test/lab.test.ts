@@ -272,7 +272,7 @@ describe('lab errors', () => {
     [
       { schemes: ['nope'] },
       'E_USAGE',
-      /unknown scheme "nope"; expected kgw-h1, kgw-h2, unigram, gumbel, synthid/,
+      /unknown scheme "nope"; expected kgw-h1, kgw-h2, unigram, gumbel, gumbel-soft, synthid/,
     ],
     [{ samples: 0 }, 'E_USAGE', /--samples must be an integer in \[1, /],
     [{ workers: 0 }, 'E_USAGE', /--workers must be an integer in \[1, /],

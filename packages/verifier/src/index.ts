@@ -15,6 +15,12 @@ export {
   windowStep,
 } from './detect';
 export { assertScorable, type DetectTextOptions, detectText } from './detect-text';
+export {
+  EXP_EDIT_TEST_DEFAULTS,
+  type ExpEditTestOptions,
+  type ExpEditTestResult,
+  expEditTest,
+} from './edit-test';
 export { VerifierError, type VerifierErrorCode } from './errors';
 export { decodeUtf8, jsonArgument, readStdin, readTextFile } from './files';
 export { formatPValue } from './format';

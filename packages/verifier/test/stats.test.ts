@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  binomialCountInterval,
   binomialLowerTail,
   binomialUpperTail,
   chiSquareUpperTail,
@@ -302,5 +303,39 @@ describe('argument validation', () => {
   ])('%s throws a RangeError', (_, call, message) => {
     expect(call).toThrow(RangeError);
     expect(call).toThrow(message);
+  });
+});
+
+describe('binomialCountInterval', () => {
+  /** P[X = k] summed directly: exact enough for n ≤ 1000 in double precision. */
+  function pmf(k: number, n: number, p: number): number {
+    let log = k * Math.log(p) + (n - k) * Math.log1p(-p);
+    for (let i = 0; i < k; i++) log += Math.log(n - i) - Math.log(i + 1);
+    return Math.exp(log);
+  }
+
+  it.each([
+    [300, 1e-3, 0.99],
+    [40, 0.1, 0.99],
+    [1000, 0.05, 0.95],
+    [10, 0.5, 0.9],
+  ])(
+    'n = %d, p = %d at %d: the tails beyond it hold at most (1 − level)/2 each, and no narrower interval does',
+    (n, p, level) => {
+      const { lower, upper } = binomialCountInterval(n, p, level);
+      const tail = (1 - level) / 2;
+      const above = (u: number) =>
+        Array.from({ length: n - u }, (_, i) => pmf(u + 1 + i, n, p)).reduce((a, b) => a + b, 0);
+      const below = (l: number) =>
+        Array.from({ length: l }, (_, i) => pmf(i, n, p)).reduce((a, b) => a + b, 0);
+      expect(above(upper)).toBeLessThanOrEqual(tail * (1 + 1e-9));
+      if (upper > 0) expect(above(upper - 1)).toBeGreaterThan(tail);
+      expect(below(lower)).toBeLessThanOrEqual(tail * (1 + 1e-9));
+      if (lower < n) expect(below(lower + 1)).toBeGreaterThan(tail);
+    },
+  );
+
+  it('gives 0 to 2 false positives in 300 tests at α = 1e-3 (the harness check)', () => {
+    expect(binomialCountInterval(300, 1e-3, 0.99)).toEqual({ lower: 0, upper: 2 });
   });
 });

@@ -8,6 +8,7 @@ export {
   type CreateSchemeOptions,
   canonicalSpec,
   createScheme,
+  keyedSpec,
   parseSpec,
   SCHEME_NAMES,
   type SchemeSpec,
@@ -32,11 +33,29 @@ export {
   type SchemeTraits,
   type WindowGreenList,
 } from './scheme';
+export {
+  alignedStatistic,
+  alignmentCost,
+  type EditStatistic,
+  EXP_EDIT_DEFAULTS,
+  ExpEditGenerator,
+  ExpEditKey,
+  type ExpEditSpec,
+  editStatistic,
+  expEditStep,
+  type LocalAlignment,
+  localAlignmentStatistic,
+  localAlignmentWidth,
+  MAX_EXP_EDIT_KEY_LENGTH,
+  parseExpEditSpec,
+  readExpEditSpec,
+} from './schemes/exp-edit';
 export { GUMBEL_DEFAULTS, GumbelScheme, type GumbelSpec } from './schemes/gumbel';
 export { KGW_DEFAULTS, KgwScheme, type KgwSpec } from './schemes/kgw';
 export { SYNTHID_DEFAULTS, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
 export {
   candidateStep,
+  chooserOf,
   GenerationBatch,
   type GenerationOptions,
   GenerationSession,

@@ -1,7 +1,7 @@
 import { fail, WatermarkError } from './errors';
 import { type MasterKey, SchemeKey } from './keys';
 import type { Scheme } from './scheme';
-import { GumbelScheme, type GumbelSpec, readGumbelSpec } from './schemes/gumbel';
+import { GumbelScheme, type GumbelSpec, gumbelKeyedSpec, readGumbelSpec } from './schemes/gumbel';
 import { KgwScheme, type KgwSpec, readKgwSpec } from './schemes/kgw';
 import { readSynthIdSpec, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
 import { canonicalJson, SpecReader } from './spec';
@@ -11,6 +11,8 @@ export type SchemeSpec = KgwSpec | GumbelSpec | SynthIdSpec;
 interface SchemeDefinition {
   read(reader: SpecReader, raw: Record<string, unknown>): SchemeSpec;
   create(spec: SchemeSpec, key: SchemeKey): Scheme;
+  /** The part of the spec the key is derived from, where a field only shapes sampling (default: all of it). */
+  keyed?(spec: SchemeSpec): object;
 }
 
 const SCHEMES: Record<string, SchemeDefinition> = {
@@ -21,7 +23,11 @@ const SCHEMES: Record<string, SchemeDefinition> = {
       readKgwSpec(new SpecReader({ ...raw, scheme: 'kgw', contextWidth: 0 }, 'unigram')),
     create: (spec, key) => new KgwScheme(spec as KgwSpec, key),
   },
-  gumbel: { read: readGumbelSpec, create: (spec, key) => new GumbelScheme(spec as GumbelSpec, key) },
+  gumbel: {
+    read: readGumbelSpec,
+    create: (spec, key) => new GumbelScheme(spec as GumbelSpec, key),
+    keyed: (spec) => gumbelKeyedSpec(spec as GumbelSpec),
+  },
   synthid: { read: readSynthIdSpec, create: (spec, key) => new SynthIdScheme(spec as SynthIdSpec, key) },
 };
 
@@ -58,9 +64,18 @@ export function parseSpec(input: unknown): SchemeSpec {
   return definition.read(new SpecReader(record, String(record.scheme)), record);
 }
 
-/** The canonical JSON of a spec: sorted keys, defaults filled. Keys are derived from it. */
+/** The canonical JSON of a spec: sorted keys, defaults filled. It names exactly one watermark. */
 export function canonicalSpec(spec: unknown): string {
   return canonicalJson(parseSpec(spec));
+}
+
+/**
+ * The canonical JSON a scheme's key is derived from: the canonical spec less any field that shapes sampling
+ * only (Gumbel's `softness`), so that the detector's key does not depend on how the text was sampled.
+ */
+export function keyedSpec(spec: unknown): string {
+  const parsed = parseSpec(spec);
+  return canonicalJson(definitionOf(parsed.scheme).keyed?.(parsed) ?? parsed);
 }
 
 export interface CreateSchemeOptions {
@@ -77,6 +92,6 @@ export function createScheme(spec: unknown, master: MasterKey, options: CreateSc
       'createScheme needs a MasterKey (use MasterKey.parse or MasterKey.generate)',
     );
   }
-  const key = new SchemeKey(master, canonicalJson(parsed), options.tenant);
+  const key = new SchemeKey(master, keyedSpec(parsed), options.tenant);
   return definitionOf(parsed.scheme).create(parsed, key);
 }

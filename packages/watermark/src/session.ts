@@ -3,6 +3,15 @@ import { KeySet64, windowKey } from './key-set';
 import { argmax, assertLogits, createRng, Sampler, type SamplingOptions, sampleCategorical } from './sampler';
 import type { Scheme } from './scheme';
 
+/**
+ * Whether the scheme draws the token itself from keyed randomness (Gumbel-max, GumbelSoft, SynthID) rather
+ * than biasing the logits for an ordinary draw: such a scheme leaves a greedy decode unwatermarked and must
+ * not spend a context's randomness twice in one sequence.
+ */
+export function chooserOf(scheme: Scheme): boolean {
+  return scheme.distortionFree || typeof scheme.biasLogits !== 'function';
+}
+
 export interface StepResult {
   token: number;
   /** False when the step sampled plainly: watermark off, context too short, or a repeated context. */
@@ -27,7 +36,7 @@ export function generationStep(
   if (watermarked && scheme.biasLogits) scheme.biasLogits(sequence, logits);
   const { logits: candidates, ids, count } = sampler.select(logits);
   if (sampler.greedy)
-    return { token: argmax(candidates, ids, count), watermarked: watermarked && !scheme.distortionFree };
+    return { token: argmax(candidates, ids, count), watermarked: watermarked && chooserOf(scheme) === false };
   if (!watermarked)
     return { token: sampleCategorical(candidates, ids, count, uniform()), watermarked: false };
   return { token: scheme.choose(sequence, candidates, ids, count, uniform), watermarked: true };
@@ -54,7 +63,7 @@ export function candidateStep(
   const watermarked = scheme !== null && !skip && sequence.length >= scheme.contextWidth;
   if (watermarked && scheme.biasLogits) scheme.biasLogits(sequence, logits, ids, count);
   if (temperature === 0)
-    return { token: argmax(logits, ids, count), watermarked: watermarked && !scheme.distortionFree };
+    return { token: argmax(logits, ids, count), watermarked: watermarked && chooserOf(scheme) === false };
   if (!watermarked) return { token: sampleCategorical(logits, ids, count, uniform()), watermarked: false };
   return { token: scheme.choose(sequence, logits, ids, count, uniform), watermarked: true };
 }
@@ -168,7 +177,7 @@ export class GenerationSession {
     const key = this.#key;
     let tracked = false;
     let repeated = false;
-    if (this.watermark && scheme.distortionFree && tokens.length >= h) {
+    if (this.watermark && chooserOf(scheme) && tokens.length >= h) {
       if (scheme.contextKey) scheme.contextKey(tokens, tokens.length, key);
       else windowKey(tokens, tokens.length - h, tokens.length, key);
       tracked = true;

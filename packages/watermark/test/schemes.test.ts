@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  canonicalSpec,
   createInteropScheme,
   createRng,
   createScheme,
   GenerationBatch,
   GenerationSession,
   type KgwScheme,
+  keyedSpec,
   MasterKey,
   Sampler,
   type Scheme,
@@ -83,7 +83,7 @@ describe('embedding and scoring share one definition', () => {
   });
 
   it('Gumbel-max picks the candidate with the largest score when candidates are equally likely', () => {
-    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 1 }, key);
+    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 1, softness: 0 }, key);
     for (let context = 0; context < 50; context++) {
       const chosen = scheme.choose([context], new Float32Array(V), null, V, () => 0.5);
       let best = -1;
@@ -111,13 +111,13 @@ describe('embedding and scoring share one definition', () => {
 
 describe('determinism', () => {
   it('Gumbel-max output is a function of key and context alone', () => {
-    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 2 }, key);
+    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 2, softness: 0 }, key);
     const logits = toyLogits([3]);
     const a = scheme.choose([1, 2], logits, null, V, createRng(1));
     const b = scheme.choose([1, 2], logits, null, V, createRng(2));
     expect(a).toBe(b);
     const other = createScheme(
-      { scheme: 'gumbel', vocabSize: V, contextWidth: 2 },
+      { scheme: 'gumbel', vocabSize: V, contextWidth: 2, softness: 0 },
       MasterKey.parse('12'.repeat(32)),
     );
     const picks = new Set<number>();
@@ -152,6 +152,56 @@ describe('determinism', () => {
     }
     expect(batch.sessions.map((s) => s.tokens)).toEqual(single.map((s) => s.tokens));
     expect(batch.sessions[1].watermarkedSteps).toBe(0);
+  });
+});
+
+describe('GumbelSoft (softness τ > 0)', () => {
+  it('draws t with probability ∝ exp((logit_t + G_t) / τ), G_t the key’s Gumbel noise', () => {
+    const vocab = 6;
+    const tau = 0.5;
+    const logits = Float32Array.from([0, -0.5, -1, 0.3, -2, -0.1]);
+    const soft = createScheme({ scheme: 'gumbel', vocabSize: vocab, contextWidth: 1, softness: tau }, key);
+    // r_t is exp(−score_t) complemented: score = −ln(1 − r), so r = 1 − e^(−score) and G = −ln(−ln r).
+    const weights = Array.from({ length: vocab }, (_, t) => {
+      const r = -Math.expm1(-soft.score([4, t], 1));
+      return Math.exp((logits[t] - Math.log(-Math.log(r))) / tau);
+    });
+    const total = weights.reduce((a, b) => a + b, 0);
+    const uniform = createRng('soft-law');
+    const draws = 20_000;
+    const counts = new Array(vocab).fill(0);
+    for (let i = 0; i < draws; i++)
+      counts[soft.choose([4], Float32Array.from(logits), null, vocab, uniform)]++;
+    for (let t = 0; t < vocab; t++) {
+      const p = weights[t] / total;
+      // Within 4.5 binomial standard deviations of the law (a false alarm about once in 10^5 runs).
+      expect(Math.abs(counts[t] - draws * p)).toBeLessThan(4.5 * Math.sqrt(draws * p * (1 - p)) + 1);
+    }
+  });
+
+  it('is detected with the same key at every softness: τ shapes sampling, not the key', () => {
+    const specs = [0, 0.5, 2].map((softness) => ({
+      scheme: 'gumbel',
+      vocabSize: V,
+      contextWidth: 2,
+      softness,
+    }));
+    const fingerprints = specs.map((spec) => createScheme(spec, key).keyFingerprint);
+    expect(new Set(fingerprints).size).toBe(1);
+    expect(keyedSpec(specs[1])).toBe(keyedSpec(specs[0]));
+    expect(createScheme({ scheme: 'kgw', vocabSize: V }, key).keyFingerprint).not.toBe(fingerprints[0]);
+  });
+
+  it('keeps samples of one prompt apart where argmax sampling repeats them', () => {
+    const distinct = (softness: number) => {
+      const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 2, softness }, key);
+      const texts = new Set<string>();
+      for (let i = 0; i < 8; i++)
+        texts.add(generate(scheme, 30, { prompt: [1, 2], seed: `n-${i}` }).tokens.join());
+      return texts.size;
+    };
+    expect(distinct(0)).toBe(1);
+    expect(distinct(0.5)).toBe(8);
   });
 });
 
@@ -225,8 +275,9 @@ describe('sampler', () => {
 });
 
 describe('candidate sets from the caller', () => {
+  // Argmax sampling is independent of the candidates' order, so the two paths must agree token for token.
   it('gives the full-vocabulary result when the candidates are every unmasked token', () => {
-    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 1 }, key);
+    const scheme = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 1, softness: 0 }, key);
     const logits = toyLogits([3]);
     const ids = Int32Array.from({ length: V }, (_, i) => i);
     for (let context = 0; context < 30; context++) {
@@ -264,12 +315,13 @@ describe('identity fields', () => {
     const native: [Record<string, unknown>, Scheme['nullLaw'], boolean, number][] = [
       [{ scheme: 'kgw', vocabSize: V, contextWidth: 2 }, { kind: 'bernoulli', p: 0.25 }, false, 2],
       [{ scheme: 'unigram', vocabSize: V }, { kind: 'bernoulli', p: 0.25 }, false, 0],
-      [{ scheme: 'gumbel', vocabSize: V, contextWidth: 3 }, { kind: 'exponential' }, true, 3],
+      [{ scheme: 'gumbel', vocabSize: V, contextWidth: 3, softness: 0 }, { kind: 'exponential' }, true, 3],
+      [{ scheme: 'gumbel', vocabSize: V, contextWidth: 3 }, { kind: 'exponential' }, false, 3],
       [{ scheme: 'synthid', vocabSize: V, depth: 7 }, { kind: 'binomial', trials: 7, p: 0.5 }, true, 4],
     ];
     for (const [spec, nullLaw, distortionFree, contextWidth] of native) {
       const scheme = createScheme(spec, key, { tenant: 'acme' });
-      const derived = new SchemeKey(key, canonicalSpec(spec), 'acme');
+      const derived = new SchemeKey(key, keyedSpec(spec), 'acme');
       expect(scheme).toBeInstanceOf(SchemeBase);
       expect(scheme.spec.vocabSize).toBe(V);
       expect([scheme.vocabSize, scheme.contextWidth, scheme.distortionFree, scheme.nullLaw]).toEqual([

@@ -53,7 +53,7 @@ function numberOption(name: string, text: string, min: number, max: number): num
 }
 
 /** The API key from the environment variable named by --api-key-env; its value is never printed. */
-function apiKeyFrom(name: string | undefined): { key: string | undefined; source: string } {
+export function apiKeyFrom(name: string | undefined): { key: string | undefined; source: string } {
   const variable = name ?? DEFAULT_KEY_ENV;
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable)) {
     fail('E_USAGE', '--api-key-env takes the name of an environment variable, not a key');

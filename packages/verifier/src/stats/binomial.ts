@@ -29,3 +29,21 @@ export function binomialLowerTail(k: number, n: number, p: number): TailProbabil
   if (k >= n) return CERTAIN;
   return tailFromLog(logIncompleteBetaTails(k + 1, n - k, p, 1 - p).logUpper);
 }
+
+/**
+ * The central interval of Binomial(n, p) at `level`: the smallest `lower` with P[X < lower] ≤ (1 − level)/2
+ * and the largest `upper` with P[X > upper] ≤ (1 − level)/2. A count outside it is evidence, at that level,
+ * that the true rate is not p (the check of an observed false-positive count against α).
+ */
+export function binomialCountInterval(n: number, p: number, level: number): { lower: number; upper: number } {
+  requireNonNegativeInteger('binomialCountInterval', 'n', n);
+  requireProbability('binomialCountInterval', 'p', p);
+  requireProbability('binomialCountInterval', 'level', level);
+  const tail = (1 - level) / 2;
+  // Linear scans from the mean: the tails fall geometrically, so a few dozen steps suffice for any n here.
+  let upper = Math.min(n, Math.floor(n * p));
+  while (upper < n && binomialUpperTail(upper + 1, n, p).p > tail) upper++;
+  let lower = Math.max(0, Math.ceil(n * p));
+  while (lower > 0 && binomialLowerTail(lower - 1, n, p).p > tail) lower--;
+  return { lower, upper };
+}

@@ -1,4 +1,4 @@
-export { binomialLowerTail, binomialUpperTail } from './binomial';
+export { binomialCountInterval, binomialLowerTail, binomialUpperTail } from './binomial';
 export { chiSquareUpperTail } from './chiSquare';
 export { gammaLowerTail, gammaUpperTail } from './gamma';
 export { holmAdjust, holmAdjustLog10 } from './holm';

@@ -6,6 +6,13 @@
  * argmax r_t^(1/p_t). Over the key's randomness this draws exactly from p (distortion-free),
  * and for a fixed key and context it is deterministic. The score of a token is −ln(1 − r_t),
  * which is Exp(1) for text that the key did not choose.
+ *
+ * With a fixed key, argmax sampling is a deterministic function of the context: texts from different
+ * prompts that meet on one window go on identically, and `n > 1` samples of a prompt can be equal. The
+ * `softness` τ > 0 samples instead from softmax((ln p_t + G_t) / τ), G_t = −ln(−ln r_t) the same keyed
+ * Gumbel noise (GumbelSoft: Fu et al., "GumbelSoft: Diversified Language Model Watermarking via the
+ * GumbelMax-trick", ACL 2024). The score and its null law are unchanged; each step is then no longer
+ * distortion-free. Measured in docs/evaluation.md.
  */
 import type { SchemeKey } from '../keys';
 import { seededUniform } from '../mix';
@@ -17,9 +24,19 @@ export interface GumbelSpec extends BaseSpec {
   scheme: 'gumbel';
   contextWidth: number;
   hashing: 'left' | 'min';
+  /**
+   * GumbelSoft temperature τ ≥ 0; 0 is argmax sampling (distortion-free, deterministic per context). It
+   * shapes sampling only, like a temperature: the key is derived without it (`gumbelKeyedSpec`), so texts
+   * written with any τ are detected with the same key, including those written before the field existed.
+   */
+  softness: number;
 }
 
-export const GUMBEL_DEFAULTS = { contextWidth: 4, hashing: 'left' } as const;
+/**
+ * softness 0.4: the smallest τ of the sweep in docs/evaluation.md ("Gumbel across requests") whose texts
+ * repeat across requests no more than plain sampling's, at no loss of detection power from 25 tokens.
+ */
+export const GUMBEL_DEFAULTS = { contextWidth: 4, hashing: 'left', softness: 0.4 } as const;
 
 export function readGumbelSpec(reader: SpecReader): GumbelSpec {
   const base = reader.base();
@@ -28,9 +45,16 @@ export function readGumbelSpec(reader: SpecReader): GumbelSpec {
     ...base,
     contextWidth: reader.integer('contextWidth', 1, MAX_CONTEXT_WIDTH, GUMBEL_DEFAULTS.contextWidth),
     hashing: reader.choice('hashing', ['left', 'min'] as const, GUMBEL_DEFAULTS.hashing),
+    softness: reader.number('softness', { min: 0, max: 100, closedMin: true }, GUMBEL_DEFAULTS.softness),
   };
   reader.done();
   return spec;
+}
+
+/** The fields a Gumbel key is derived from: the spec without the sampling-only `softness`. */
+export function gumbelKeyedSpec(spec: GumbelSpec): Omit<GumbelSpec, 'softness'> {
+  const { softness: _sampling, ...keyed } = spec;
+  return keyed;
 }
 
 export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<GumbelSpec> {
@@ -38,11 +62,16 @@ export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<Gumbe
   /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
   readonly contextKey?: Scheme['contextKey'];
   readonly inputKey?: Scheme['inputKey'];
+  #weights = new Float64Array(0);
 
   constructor(spec: GumbelSpec, key: SchemeKey) {
     super(
       spec,
-      { contextWidth: spec.contextWidth, distortionFree: true, nullLaw: { kind: 'exponential' } },
+      {
+        contextWidth: spec.contextWidth,
+        distortionFree: spec.softness === 0,
+        nullLaw: { kind: 'exponential' },
+      },
       key,
     );
     this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
@@ -60,8 +89,10 @@ export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<Gumbe
     logits: Float32Array,
     ids: Int32Array | null,
     count: number,
-    _uniform: () => number,
+    uniform: () => number,
   ): number {
+    const softness = this.spec.softness;
+    if (softness > 0) return this.#chooseSoft(sequence, logits, ids, count, softness, uniform());
     const prf = this.#prf;
     prf.seed(sequence, sequence.length);
     const { lo, hi } = prf;
@@ -80,6 +111,51 @@ export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<Gumbe
       }
     }
     return best;
+  }
+
+  /**
+   * GumbelSoft: draw t with probability ∝ exp((logit_t − max + G_t) / τ), G_t = −ln(−ln r_t), in one pass
+   * (the running-maximum form of a categorical draw from log-weights, so no weight overflows).
+   */
+  #chooseSoft(
+    sequence: ArrayLike<number>,
+    logits: Float32Array,
+    ids: Int32Array | null,
+    count: number,
+    softness: number,
+    u: number,
+  ): number {
+    const prf = this.#prf;
+    prf.seed(sequence, sequence.length);
+    const { lo, hi } = prf;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < count; i++) if (logits[i] > max) max = logits[i];
+    if (this.#weights.length < count) this.#weights = new Float64Array(count);
+    const weights = this.#weights;
+    let top = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < count; i++) {
+      const x = logits[i] - max;
+      if (x === Number.NEGATIVE_INFINITY) {
+        weights[i] = Number.NEGATIVE_INFINITY;
+        continue;
+      }
+      const token = ids === null ? i : ids[i];
+      const w = (x - Math.log(-Math.log(seededUniform(lo, hi, token)))) / softness;
+      weights[i] = w;
+      if (w > top) top = w;
+    }
+    let total = 0;
+    for (let i = 0; i < count; i++) total += Math.exp(weights[i] - top);
+    let target = u * total;
+    let last = -1;
+    for (let i = 0; i < count; i++) {
+      const w = Math.exp(weights[i] - top);
+      if (w === 0) continue;
+      last = i;
+      target -= w;
+      if (target < 0) break;
+    }
+    return ids === null ? last : ids[last];
   }
 
   score(sequence: ArrayLike<number>, index: number): number {
