@@ -1,33 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fakeServers } from '../../../packages/evidence/test/fake-server';
-import { CLI, expectOneLineError, tracemark } from './support/cli';
+import { expectOneLineError, tracemark, tracemarkAsync } from './support/cli';
 
 /** Fake OpenAI servers, closed after the file's tests. */
 const server = fakeServers();
-
-/** The CLI as a child process that does not block this process (the fake server answers from here). */
-function tracemarkAsync(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'tracemark-eval-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

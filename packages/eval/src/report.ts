@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkOutputDirectory, decadeTicks, renderPlot, type Series } from '@tracemark/lab';
+import { type AxisSpec, checkOutputDirectory, decadeTicks, renderPlot, type Series } from '@tracemark/lab';
 import { type EvalReport, type EvalRow, FPR_LEVEL } from './run';
 
 const COLORS = [
@@ -14,6 +14,15 @@ const COLORS = [
   '#17becf',
   '#7f7f7f',
 ];
+
+/** The y axis of every figure: a rate from 0 to 1. */
+const TPR_AXIS: AxisSpec = {
+  label: 'TPR',
+  min: 0,
+  max: 1,
+  log: false,
+  ticks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ value: v, label: String(v) })),
+};
 
 const percent = (x: number) => `${(100 * x).toFixed(1)} %`;
 const rate = (x: number) => x.toFixed(2);
@@ -184,13 +193,7 @@ function tprVsLength(report: EvalReport): string {
       log: true,
       ticks: lengths.map((l) => ({ value: l, label: String(l) })),
     },
-    y: {
-      label: 'TPR',
-      min: 0,
-      max: 1,
-      log: false,
-      ticks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ value: v, label: String(v) })),
-    },
+    y: TPR_AXIS,
     series,
   });
 }
@@ -215,13 +218,7 @@ function robustness(report: EvalReport, longest: number): string {
       log: false,
       ticks: attacks.map((a, j) => ({ value: j, label: a })),
     },
-    y: {
-      label: 'TPR',
-      min: 0,
-      max: 1,
-      log: false,
-      ticks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ value: v, label: String(v) })),
-    },
+    y: TPR_AXIS,
     series,
     // Room for every attack's label under the axis.
     width: Math.max(820, 270 + 110 * attacks.length),
@@ -247,13 +244,7 @@ function rocPlot(report: EvalReport): string {
       log: true,
       ticks: decadeTicks(floor, 1, (e) => `1e${e}`),
     },
-    y: {
-      label: 'TPR',
-      min: 0,
-      max: 1,
-      log: false,
-      ticks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ value: v, label: String(v) })),
-    },
+    y: TPR_AXIS,
     series,
   });
 }

@@ -21,6 +21,24 @@ import {
 } from '../src/index';
 import { SpecReader } from '../src/spec';
 
+/** 30 tokens generated under `key` over N(0, 2²) logits, seeded by `label` (shift and model). */
+function watermarkedText(
+  key: ExpEditKey,
+  V: number,
+  label: string,
+): { gen: ExpEditGenerator; tokens: number[] } {
+  const gen = new ExpEditGenerator(key, createRng(`${label}-shift`));
+  const rng = createRng(`${label}-model`);
+  const tokens: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const logits = new Float32Array(V);
+    for (let t = 0; t < V; t++)
+      logits[t] = 2 * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+    tokens.push(gen.next(logits, null, V));
+  }
+  return { gen, tokens };
+}
+
 const master = MasterKey.parse('42'.repeat(32));
 
 function spec(raw: Record<string, unknown>): ExpEditSpec {
@@ -235,15 +253,7 @@ describe('alignment statistic', () => {
     const V = 1000;
     const s = spec({ vocabSize: V });
     const key = secretKey(s);
-    const gen = new ExpEditGenerator(key, createRng('wm-shift'));
-    const rng = createRng('wm-model');
-    const tokens: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const logits = new Float32Array(V);
-      for (let t = 0; t < V; t++)
-        logits[t] = 2 * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
-      tokens.push(gen.next(logits, null, V));
-    }
+    const { gen, tokens } = watermarkedText(key, V, 'wm');
     const watermarked = editStatistic(key, tokens);
     expect(watermarked.shift).toBe(gen.shift);
     const plain = editStatistic(key, randomTokens(createRng('plain'), 30, V));
@@ -331,15 +341,7 @@ describe('local alignment statistic (tracemark variant)', () => {
     const V = 1000;
     const s = spec({ vocabSize: V });
     const key = secretKey(s);
-    const gen = new ExpEditGenerator(key, createRng('local-shift'));
-    const rng = createRng('local-model');
-    const tokens: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const logits = new Float32Array(V);
-      for (let t = 0; t < V; t++)
-        logits[t] = 2 * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
-      tokens.push(gen.next(logits, null, V));
-    }
+    const { gen, tokens } = watermarkedText(key, V, 'local');
     const watermarked = localAlignmentStatistic(key, tokens, 1, 1);
     expect(watermarked.end).toBe((gen.shift + 29) % 256);
     const plain = localAlignmentStatistic(key, randomTokens(createRng('plain'), 30, V), 1, 1);

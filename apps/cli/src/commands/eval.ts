@@ -9,6 +9,7 @@ import {
 import { checkOutputDirectory } from '@tracemark/lab';
 import { SingleBar } from 'cli-progress';
 import { fail } from '../errors';
+import { listValue, numberValue } from '../option-values';
 
 /** The options of `tracemark eval`, as commander parses them (declared in main.ts). */
 export interface EvalCommandOptions {
@@ -69,29 +70,13 @@ async function rewriterOf(values: EvalCommandOptions): Promise<Rewriter | undefi
   };
 }
 
-function number(text: string | undefined, name: string, integer: boolean): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value)))
-    fail('E_USAGE', `${name} must be ${integer ? 'an integer' : 'a number'}; got ${JSON.stringify(text)}`);
-  return value;
-}
-
-function list(text: string | undefined, name: string): string[] | undefined {
-  if (text === undefined) return undefined;
-  const items = text.split(',').map((s) => s.trim());
-  if (items.some((s) => s === ''))
-    fail('E_USAGE', `${name} must be a comma-separated list; got ${JSON.stringify(text)}`);
-  return items;
-}
-
 /** Reads the command line of `tracemark eval` into harness options (the harness checks every value). */
 export function parseEvalArgs(
   values: EvalCommandOptions,
   positionals: string[],
 ): { options: EvalOptions; out: string; quiet: boolean } {
   if (positionals.length > 0) fail('E_USAGE', `eval takes no positional arguments; got ${positionals[0]}`);
-  const schemes = list(values.schemes, '--schemes');
+  const schemes = listValue(values.schemes, '--schemes');
   for (const name of schemes ?? []) {
     if (!(EVAL_SCHEME_NAMES as string[]).includes(name))
       fail(
@@ -101,16 +86,18 @@ export function parseEvalArgs(
   }
   const options: EvalOptions = {
     schemes,
-    lengths: list(values.lengths, '--lengths')?.map((l) => number(l, '--lengths values', true) as number),
-    texts: number(values.texts, '--texts', true),
+    lengths: listValue(values.lengths, '--lengths')?.map(
+      (l) => numberValue(l, '--lengths values', true) as number,
+    ),
+    texts: numberValue(values.texts, '--texts', true),
     attacks: values.attacks,
-    alpha: number(values.alpha, '--alpha', false),
+    alpha: numberValue(values.alpha, '--alpha', false),
     corpus: values.corpus,
     seed: values.seed,
-    temperature: number(values.temperature, '--temperature', false),
-    expEditKeys: number(values.expEditKeys, '--exp-edit-keys', true),
-    expEditTexts: number(values.expEditTexts, '--exp-edit-texts', true),
-    workers: number(values.workers, '--workers', true),
+    temperature: numberValue(values.temperature, '--temperature', false),
+    expEditKeys: numberValue(values.expEditKeys, '--exp-edit-keys', true),
+    expEditTexts: numberValue(values.expEditTexts, '--exp-edit-texts', true),
+    workers: numberValue(values.workers, '--workers', true),
     quick: values.quick === true,
   };
   if (values.out.trim() === '') fail('E_USAGE', '--out must name a directory');

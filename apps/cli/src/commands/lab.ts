@@ -8,6 +8,7 @@ import {
   writeLabOutputs,
 } from '@tracemark/lab';
 import { fail } from '../errors';
+import { listValue, numberValue } from '../option-values';
 
 /** The options of `tracemark lab`, as commander parses them (declared in main.ts). */
 export interface LabCommandOptions {
@@ -27,33 +28,18 @@ export interface LabCommandOptions {
   quiet?: boolean;
 }
 
-function integer(text: string | undefined, name: string): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!(text.trim() !== '' && Number.isInteger(value)))
-    fail('E_USAGE', `${name} must be an integer; got ${text}`);
-  return value;
-}
-
-function list(text: string | undefined, name: string): string[] | undefined {
-  if (text === undefined) return undefined;
-  const items = text.split(',').map((s) => s.trim());
-  if (items.some((s) => s === '')) fail('E_USAGE', `${name} must be a comma-separated list; got "${text}"`);
-  return items;
-}
-
 /** Reads the command line of `tracemark lab` into lab options (every check of values happens in the lab). */
 export function parseLabArgs(
   values: LabCommandOptions,
   positionals: string[],
 ): { options: LabOptions; out: string; quiet: boolean } {
   if (positionals.length > 0) fail('E_USAGE', `lab takes no positional arguments; got ${positionals[0]}`);
-  const schemes = list(values.scheme, '--scheme');
+  const schemes = listValue(values.scheme, '--scheme');
   for (const name of schemes ?? []) {
     if (!(LAB_SCHEME_NAMES as string[]).includes(name))
       fail('E_USAGE', `unknown scheme "${name.slice(0, 40)}"; expected ${LAB_SCHEME_NAMES.join(', ')}`);
   }
-  const rhos = list(values.rho, '--rho')?.map((text) => {
+  const rhos = listValue(values.rho, '--rho')?.map((text) => {
     const rho = Number(text);
     if (!(rho >= 0 && rho <= 1)) fail('E_USAGE', `--rho values must be numbers in [0, 1]; got ${text}`);
     return rho;
@@ -63,13 +49,13 @@ export function parseLabArgs(
     seed: values.seed,
     schemes: schemes as LabSchemeName[] | undefined,
     rhos,
-    samples: integer(values.samples, '--samples'),
-    probes: integer(values.probes, '--probes'),
-    probeTokens: integer(values.probeTokens, '--probe-tokens'),
-    teacherTokens: integer(values.teacherTokens, '--teacher-tokens'),
-    controls: integer(values.controls, '--controls'),
-    filterWidth: integer(values.filterWidth, '--filter-width'),
-    workers: integer(values.workers, '--workers'),
+    samples: numberValue(values.samples, '--samples', true),
+    probes: numberValue(values.probes, '--probes', true),
+    probeTokens: numberValue(values.probeTokens, '--probe-tokens', true),
+    teacherTokens: numberValue(values.teacherTokens, '--teacher-tokens', true),
+    controls: numberValue(values.controls, '--controls', true),
+    filterWidth: numberValue(values.filterWidth, '--filter-width', true),
+    workers: numberValue(values.workers, '--workers', true),
     quick: values.quick === true,
   };
   if (values.out.trim() === '') fail('E_USAGE', '--out must name a directory');

@@ -29,6 +29,7 @@ import type { SchemeKey } from '../keys';
 import { seededUniform } from '../mix';
 import { sipHash24Words, sipKey } from '../siphash';
 import { type BaseSpec, SpecReader } from '../spec';
+import { exponentialMinimum } from './gumbel';
 
 export interface ExpEditSpec extends BaseSpec {
   scheme: 'exp-edit';
@@ -145,22 +146,7 @@ export class ExpEditKey {
    */
   chooseAt(position: number, logits: Float32Array, ids: Int32Array | null, count: number): number {
     const j = wrap(position, this.spec.keyLength);
-    const lo = this.#lo[j];
-    const hi = this.#hi[j];
-    let max = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < count; i++) if (logits[i] > max) max = logits[i];
-    let best = -1;
-    let bestKey = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < count; i++) {
-      const q = Math.exp(logits[i] - max);
-      if (!(q > 0)) continue;
-      const token = ids === null ? i : ids[i];
-      const key = Math.log(seededUniform(lo, hi, token)) / q;
-      if (key > bestKey) {
-        bestKey = key;
-        best = token;
-      }
-    }
+    const best = exponentialMinimum(this.#lo[j], this.#hi[j], logits, ids, count);
     if (best < 0) fail('E_NO_CANDIDATES', 'exp-edit: no candidate token has a finite logit');
     return best;
   }
@@ -288,14 +274,18 @@ function checkTokens(key: ExpEditKey, tokens: ArrayLike<number>): void {
   }
 }
 
+/** Grows the shared cost matrix to hold `size` entries (doubling, so that a run of longer texts reallocates rarely). */
+function reserveCosts(size: number): void {
+  if (costScratch.length < size) costScratch = new Float64Array(Math.max(size, 2 * costScratch.length));
+}
+
 /** Fills the scratch cost matrix for `tokens`; returns its row width n + m − 1 (at least n). */
 function prepareCosts(key: ExpEditKey, tokens: ArrayLike<number>): number {
   checkTokens(key, tokens);
   const m = tokens.length;
   const n = key.keyLength;
   const width = n + Math.max(0, m - 1);
-  if (costScratch.length < m * width)
-    costScratch = new Float64Array(Math.max(m * width, 2 * costScratch.length));
+  reserveCosts(m * width);
   if (rowA.length < m + 1) {
     rowA = new Float64Array(2 * (m + 1));
     rowB = new Float64Array(2 * (m + 1));
@@ -434,8 +424,7 @@ export function localAlignmentStatistic(
   const n = key.keyLength;
   if (m === 0) return { statistic: 0, end: 0 };
   const width = localAlignmentWidth(n, m);
-  if (costScratch.length < m * width)
-    costScratch = new Float64Array(Math.max(m * width, 2 * costScratch.length));
+  reserveCosts(m * width);
   if (localA.length < width + 1) {
     localA = new Float64Array(2 * (width + 1));
     localB = new Float64Array(2 * (width + 1));

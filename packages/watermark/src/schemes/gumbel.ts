@@ -57,6 +57,36 @@ export function gumbelKeyedSpec(spec: GumbelSpec): Omit<GumbelSpec, 'softness'> 
   return keyed;
 }
 
+/**
+ * The Gumbel-max trick on keyed uniforms r_t = seededUniform(lo, hi, t): argmax_t r_t^(1/p_t), computed as
+ * argmax_t ln(r_t) / q_t with q_t = exp(logit_t − max), since the softmax normaliser is a positive factor common
+ * to all candidates. Over the seed's randomness the winner is drawn exactly from p. Gumbel-max draws its seed
+ * from the context, EXP-edit from the key position. Returns the token id; −1 when no candidate has a finite logit.
+ */
+export function exponentialMinimum(
+  lo: number,
+  hi: number,
+  logits: Float32Array,
+  ids: Int32Array | null,
+  count: number,
+): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < count; i++) if (logits[i] > max) max = logits[i];
+  let best = -1;
+  let bestKey = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < count; i++) {
+    const q = Math.exp(logits[i] - max);
+    if (!(q > 0)) continue;
+    const token = ids === null ? i : ids[i];
+    const key = Math.log(seededUniform(lo, hi, token)) / q;
+    if (key > bestKey) {
+      bestKey = key;
+      best = token;
+    }
+  }
+  return best;
+}
+
 export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<GumbelSpec> {
   readonly #prf: ContextPrf;
   /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
@@ -80,10 +110,7 @@ export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<Gumbe
     if (prf.hasInputKey) this.inputKey = (sequence, index, out) => prf.inputKey(sequence, index, out);
   }
 
-  /**
-   * argmax_t r_t^(1/p_t) = argmax_t ln(r_t) / q_t with q_t = exp(logit_t − max): the softmax
-   * normaliser is a positive factor common to all candidates, so it is never computed.
-   */
+  /** Argmax sampling (softness 0) is the exponential minimum under the context's seed; τ > 0 is GumbelSoft. */
   choose(
     sequence: ArrayLike<number>,
     logits: Float32Array,
@@ -95,22 +122,7 @@ export class GumbelScheme extends SchemeBase<GumbelSpec> implements Scheme<Gumbe
     if (softness > 0) return this.#chooseSoft(sequence, logits, ids, count, softness, uniform());
     const prf = this.#prf;
     prf.seed(sequence, sequence.length);
-    const { lo, hi } = prf;
-    let max = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < count; i++) if (logits[i] > max) max = logits[i];
-    let best = -1;
-    let bestKey = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < count; i++) {
-      const q = Math.exp(logits[i] - max);
-      if (q === 0) continue;
-      const token = ids === null ? i : ids[i];
-      const key = Math.log(seededUniform(lo, hi, token)) / q;
-      if (key > bestKey) {
-        bestKey = key;
-        best = token;
-      }
-    }
-    return best;
+    return exponentialMinimum(prf.lo, prf.hi, logits, ids, count);
   }
 
   /**
