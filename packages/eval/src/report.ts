@@ -175,14 +175,16 @@ export function summaryMarkdown(report: EvalReport): string {
 
 function tprVsLength(report: EvalReport): string {
   const lengths = report.config.lengths;
-  const series: Series[] = report.schemes.map((s, i) => ({
-    label: s.name,
-    color: COLORS[i % COLORS.length],
-    points: lengths
-      .map((l) => find(report, s.name, 'none', l, 'text'))
-      .filter((r) => r !== undefined)
-      .map((r) => [r.length, r.tpr] as [number, number]),
-  }));
+  const series: Series[] = report.schemes
+    .map((s, i) => ({
+      label: s.name,
+      color: COLORS[i % COLORS.length],
+      points: lengths
+        .map((l) => find(report, s.name, 'none', l, 'text'))
+        .filter((r) => r !== undefined)
+        .map((r) => [r.length, r.tpr] as [number, number]),
+    }))
+    .filter((series) => series.points.length > 0);
   return renderPlot({
     title: `TPR at α = ${report.config.alpha} against length, no attack`,
     subtitle: 'whole-text test; n-gram reference model (not an LLM)',
@@ -200,14 +202,16 @@ function tprVsLength(report: EvalReport): string {
 
 function robustness(report: EvalReport, longest: number): string {
   const attacks = report.config.attacks.map((a) => a.label);
-  const series: Series[] = report.schemes.map((s, i) => ({
-    label: s.name,
-    color: COLORS[i % COLORS.length],
-    points: attacks
-      .map((a, j) => [j, find(report, s.name, a, longest, 'text')] as const)
-      .filter(([, r]) => r !== undefined)
-      .map(([j, r]) => [j, (r as EvalRow).tpr] as [number, number]),
-  }));
+  const series: Series[] = report.schemes
+    .map((s, i) => ({
+      label: s.name,
+      color: COLORS[i % COLORS.length],
+      points: attacks
+        .map((a, j) => [j, find(report, s.name, a, longest, 'text')] as const)
+        .filter(([, r]) => r !== undefined)
+        .map(([j, r]) => [j, (r as EvalRow).tpr] as [number, number]),
+    }))
+    .filter((series) => series.points.length > 0);
   return renderPlot({
     title: `TPR at α = ${report.config.alpha} under each attack, T = ${longest}`,
     subtitle: 'whole-text test; n-gram reference model (not an LLM)',
@@ -228,12 +232,14 @@ function robustness(report: EvalReport, longest: number): string {
 function rocPlot(report: EvalReport): string {
   const n = report.config.texts;
   const floor = 1 / (2 * n);
-  const series: Series[] = report.roc.map((r, i) => ({
-    label: r.scheme,
-    color: COLORS[i % COLORS.length],
-    markers: false,
-    points: r.points.map(([fpr, tpr]) => [Math.max(fpr, floor), tpr] as [number, number]),
-  }));
+  const series: Series[] = report.roc
+    .map((r, i) => ({
+      label: r.scheme,
+      color: COLORS[i % COLORS.length],
+      markers: false,
+      points: r.points.map(([fpr, tpr]) => [Math.max(fpr, floor), tpr] as [number, number]),
+    }))
+    .filter((series) => series.points.length > 0);
   return renderPlot({
     title: `ROC at T = ${report.roc[0]?.length ?? ''} tokens, no attack`,
     subtitle: `FPR from ${n} plain texts (below 1/${n} drawn at 1/${2 * n}); n-gram reference model (not an LLM)`,
