@@ -127,6 +127,10 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
       "width of the window filter built from the teacher's outputs (0: no filter)",
     )
     .option('--workers <n>', 'worker threads; 1 runs in-process')
+    .option(
+      '--mode <closed,read>',
+      "how each student is tested: closed (its answers are scored) and/or read (it reads the teacher's outputs; Sander et al.'s open-model test)",
+    )
     .option('--quiet', 'no progress and no summary table on standard output')
     .action(action(async () => (await import('./commands/lab')).runLabCommand));
 

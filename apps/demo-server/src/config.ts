@@ -43,6 +43,8 @@ export interface Limits {
   maxPrompts: number;
   /** Largest number of tokens one request may ask for (prompts × n × max_tokens). */
   maxRequestTokens: number;
+  /** Largest number of prompt tokens one `echo` request (reading mode) scores, over all its prompts. */
+  maxEchoTokens: number;
   /** Largest text (characters) or token list /api/detect scores. */
   maxDetectChars: number;
   maxDetectTokens: number;
@@ -95,6 +97,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxChoices: 8,
   maxPrompts: 64,
   maxRequestTokens: 16_384,
+  maxEchoTokens: 16_384,
   maxDetectChars: 100_000,
   maxDetectTokens: 50_000,
   maxVerifySamples: 2_000,
@@ -209,6 +212,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...DEFAULT_LIMITS,
       bodyLimit: integer(env, 'TRACEMARK_BODY_LIMIT', DEFAULT_LIMITS.bodyLimit, 1024, 64 * 1024 * 1024),
       maxTokens: integer(env, 'TRACEMARK_MAX_TOKENS', DEFAULT_LIMITS.maxTokens, 1, 65_536),
+      maxEchoTokens: integer(env, 'TRACEMARK_MAX_ECHO_TOKENS', DEFAULT_LIMITS.maxEchoTokens, 1, 1_000_000),
       workerThreads: integer(env, 'TRACEMARK_WORKER_THREADS', DEFAULT_LIMITS.workerThreads, 1, 64),
       workerQueue: integer(env, 'TRACEMARK_WORKER_QUEUE', DEFAULT_LIMITS.workerQueue, 0, 10_000),
       workerTimeoutMs: integer(

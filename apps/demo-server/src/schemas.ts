@@ -122,12 +122,22 @@ const chatLogprobs = Nullable(
   }),
 );
 
+// With `echo`, the first entry of `token_logprobs`, `top_logprobs` and `top_token_ids` is null (OpenAI's shape).
 const completionLogprobs = Nullable(
   Type.Object({
     tokens: Type.Optional(Type.Array(Type.String())),
-    token_logprobs: Type.Optional(Type.Array(Type.Number())),
-    top_logprobs: Type.Optional(Type.Array(numberMap)),
+    token_logprobs: Type.Optional(Type.Array(numberOrNull)),
+    top_logprobs: Type.Optional(Type.Array(Nullable(numberMap))),
     text_offset: Type.Optional(Type.Array(Type.Integer())),
+    token_ids: Type.Optional(
+      Type.Array(Type.Integer(), { description: 'With return_token_ids (tracemark).' }),
+    ),
+    top_token_ids: Type.Optional(
+      Type.Array(Nullable(Type.Array(Type.Integer())), {
+        description:
+          'With return_token_ids (tracemark): the k most likely ids per position, most likely first.',
+      }),
+    ),
   }),
 );
 
@@ -177,7 +187,21 @@ export function completionBody(limits: Limits) {
         },
       ),
       logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 5 }))),
-      echo: Type.Optional(Nullable(Type.Boolean())),
+      echo: Type.Optional(
+        Nullable(
+          Type.Boolean({
+            description:
+              'Reading mode: with max_tokens 0, the prompt is returned as the text with its logprobs under teacher forcing.',
+          }),
+        ),
+      ),
+      return_token_ids: Type.Optional(
+        Nullable(
+          Type.Boolean({
+            description: 'tracemark extension: add token_ids and top_token_ids to the echoed logprobs.',
+          }),
+        ),
+      ),
       suffix: Type.Optional(Nullable(Type.String())),
       best_of: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
     },

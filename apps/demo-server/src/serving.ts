@@ -6,6 +6,7 @@ import type { ServerContext } from './context';
 import { ApiError, invalid } from './errors';
 import { ChoiceRun, type FinishReason, runChoices, type ServedModel, type TokenLogprob } from './generate';
 import { clientSignal } from './offload';
+import { type PromptReading, readPrompts } from './reading';
 import {
   type ChatBody,
   type CompletionBody,
@@ -47,6 +48,10 @@ interface Plan {
   logprobs: number | null;
   stream: boolean;
   includeUsage: boolean;
+  /** Reading mode (/v1/completions `echo`): the prompts are scored, nothing is generated. */
+  echo: boolean;
+  /** With `echo`: add `token_ids` and `top_token_ids` (the `return_token_ids` extension). */
+  returnTokenIds: boolean;
 }
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(15).toString('base64url')}`;
@@ -158,14 +163,48 @@ function checkLogprobs(ctx: ServingContext, plan: Plan, param: string): void {
       'logprobs_disabled',
     );
   }
+  // Echoed logprobs are the model's own distribution: the teacher's, without its bias, are the plain twin's.
+  if (plan.echo && plan.logprobs !== null && plan.model.role === 'teacher' && !ctx.plainLogprobs) {
+    throw invalid(
+      `${plan.model.id} returns no echoed logprobs on this server: its unwatermarked distribution beside its watermarked logprobs would reveal its green lists (see /api/info).`,
+      param,
+      'logprobs_disabled',
+    );
+  }
+}
+
+/** The reading mode's limit: prompt tokens scored with `echo`, over all the request's prompts. */
+function checkEchoLength(ctx: ServingContext, prompts: number[][]): void {
+  const total = prompts.reduce((n, p) => n + p.length, 0);
+  if (total > ctx.limits.maxEchoTokens) {
+    throw invalid(
+      `This request echoes ${total} prompt tokens; this server reads at most ${ctx.limits.maxEchoTokens} per request.`,
+      'prompt',
+      'context_length_exceeded',
+    );
+  }
 }
 
 async function completionPlan(ctx: ServingContext, body: CompletionBody, signal: AbortSignal): Promise<Plan> {
-  if (body.echo === true)
-    throw invalid('echo is not supported by this server.', 'echo', 'unsupported_parameter');
+  const echo = body.echo === true;
   if (body.suffix != null && body.suffix !== '')
     throw invalid('suffix is not supported by this server.', 'suffix', 'unsupported_parameter');
-  const common = commonPlan(ctx, body, 'max_tokens', body.max_tokens, DEFAULT_COMPLETION_TOKENS);
+  // Reading mode generates nothing: an echo request without max_tokens reads the prompt.
+  const maxTokens = echo ? (body.max_tokens ?? 0) : body.max_tokens;
+  const common = commonPlan(ctx, body, 'max_tokens', maxTokens, DEFAULT_COMPLETION_TOKENS);
+  if (echo && common.maxTokens > 0) {
+    throw invalid(
+      'echo is supported with max_tokens 0 only (reading the prompt); this server does not generate after an echoed prompt.',
+      'max_tokens',
+      'unsupported_parameter',
+    );
+  }
+  if (echo && common.stream) {
+    throw invalid('echo is not supported with stream on this server.', 'stream', 'unsupported_parameter');
+  }
+  if (body.return_token_ids === true && !echo) {
+    throw invalid('return_token_ids needs echo set to true.', 'return_token_ids', 'unsupported_parameter');
+  }
   if (body.best_of != null && body.best_of !== common.n) {
     throw invalid(
       'best_of is not supported by this server (leave it unset or equal to n).',
@@ -179,7 +218,14 @@ async function completionPlan(ctx: ServingContext, body: CompletionBody, signal:
   else if (isTexts(prompt)) prompts = await ctx.encodeTexts(prompt, signal);
   else if (isIds(prompt)) prompts = [validIds(ctx, prompt, 'prompt')];
   else prompts = prompt.map((ids, i) => validIds(ctx, ids, `prompt[${i}]`));
-  const plan: Plan = { ...common, prompts, logprobs: body.logprobs ?? null };
+  if (echo) checkEchoLength(ctx, prompts);
+  const plan: Plan = {
+    ...common,
+    prompts,
+    logprobs: body.logprobs ?? null,
+    echo,
+    returnTokenIds: body.return_token_ids === true,
+  };
   checkLogprobs(ctx, plan, 'logprobs');
   checkBudget(ctx, plan);
   return plan;
@@ -209,6 +255,8 @@ async function chatPlan(ctx: ServingContext, body: ChatBody, signal: AbortSignal
     ...common,
     prompts: await ctx.encodeTexts([chatPromptText(body.messages)], signal),
     logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
+    echo: false,
+    returnTokenIds: false,
   };
   checkLogprobs(ctx, plan, 'logprobs');
   checkBudget(ctx, plan);
@@ -273,6 +321,66 @@ function completionLogprobs(ctx: ServingContext, entries: TokenLogprob[]) {
     ),
     text_offset: entries.map((e) => e.textStart),
   };
+}
+
+/** An echoed prompt's logprobs in the legacy shape; of two top ids with the same string, the likelier stays. */
+function echoLogprobs(ctx: ServingContext, reading: PromptReading, withIds: boolean) {
+  const topLogprobs = reading.top.map((entries) => {
+    if (entries === null) return null;
+    const seen = new Set<string>();
+    const kept: [string, number][] = [];
+    for (const t of entries) {
+      const piece = ctx.bytes.piece(t.id);
+      if (seen.has(piece)) continue;
+      seen.add(piece);
+      kept.push([piece, t.logprob]);
+    }
+    return Object.fromEntries(kept);
+  });
+  return {
+    tokens: reading.ids.map((id) => ctx.bytes.piece(id)),
+    token_logprobs: reading.logprobs,
+    top_logprobs: topLogprobs,
+    text_offset: reading.textOffset,
+    ...(withIds
+      ? {
+          token_ids: reading.ids,
+          top_token_ids: reading.top.map((entries) => (entries === null ? null : entries.map((t) => t.id))),
+        }
+      : {}),
+  };
+}
+
+/** Reading mode: the prompts scored under teacher forcing, returned as the choices' text and logprobs. */
+async function respondEcho(ctx: ServingContext, reply: FastifyReply, plan: Plan) {
+  const readings = await readPrompts(plan.model.ngram, plan.prompts, plan.logprobs, ctx.bytes, {
+    aborted: () => clientGone(reply) || ctx.shutdown.pastDeadline(),
+  });
+  if (readings === null) {
+    if (clientGone(reply)) return reply;
+    throw new ApiError(503, 'The server is shutting down; the request was not finished.', {
+      code: 'server_shutting_down',
+    });
+  }
+  const choices = readings.flatMap((reading, p) => {
+    const logprobs = plan.logprobs === null ? null : echoLogprobs(ctx, reading, plan.returnTokenIds);
+    return Array.from({ length: plan.n }, (_, j) => ({
+      index: p * plan.n + j,
+      text: reading.text,
+      logprobs,
+      finish_reason: 'length' as const,
+    }));
+  });
+  const promptTokens = plan.prompts.reduce((n, p) => n + p.length, 0);
+  return reply.send({
+    id: newId('cmpl'),
+    object: 'text_completion',
+    created: Math.floor(Date.now() / 1000),
+    model: plan.model.id,
+    system_fingerprint: ctx.systemFingerprint,
+    choices,
+    usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens },
+  });
 }
 
 /** Whether the response is gone (client closed the connection) before it was finished. */
@@ -441,9 +549,10 @@ export const servingRoutes: FastifyPluginAsyncTypebox<{ ctx: ServingContext }> =
     const m = resolveModel(ctx, request.params.model);
     return { id: m.id, object: 'model' as const, created: m.created, owned_by: 'tracemark' };
   });
-  app.post('/completions', { schema: completionSchema(ctx.limits) }, async (request, reply) =>
-    respond(ctx, reply, 'completion', await completionPlan(ctx, request.body, clientSignal(reply))),
-  );
+  app.post('/completions', { schema: completionSchema(ctx.limits) }, async (request, reply) => {
+    const plan = await completionPlan(ctx, request.body, clientSignal(reply));
+    return plan.echo ? respondEcho(ctx, reply, plan) : respond(ctx, reply, 'completion', plan);
+  });
   app.post('/chat/completions', { schema: chatSchema(ctx.limits) }, async (request, reply) =>
     respond(ctx, reply, 'chat', await chatPlan(ctx, request.body, clientSignal(reply))),
   );

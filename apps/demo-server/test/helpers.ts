@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModels, type ModelSet } from '@tracemark/lab';
 import { MasterKey } from '@tracemark/watermark';
+import OpenAI from 'openai';
 import { type App, createApp } from '../src/app';
 import { type Config, readConfig } from '../src/config';
 
@@ -79,3 +80,14 @@ export async function startApp(
 
 export const auth = { authorization: `Bearer ${TEST_TOKEN}` };
 export const explainAuth = { authorization: `Bearer ${TEST_EXPLAIN_TOKEN}` };
+
+/** The app listening on a loopback port, and the official OpenAI client (v6) pointed at its /v1. */
+export async function openAiClient(t: TestApp): Promise<OpenAI> {
+  const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+  return new OpenAI({
+    baseURL: `${address}/v1`,
+    apiKey: 'unused-on-loopback',
+    maxRetries: 0,
+    timeout: 30_000,
+  });
+}

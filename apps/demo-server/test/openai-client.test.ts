@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type TestApp } from './helpers';
+import { openAiClient, startApp, type TestApp } from './helpers';
 
 // The official client against the running server, as any OpenAI-compatible tool would use it.
 let t: TestApp;
@@ -8,13 +8,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   t = await startApp({ PORT: '0' });
-  const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
-  client = new OpenAI({
-    baseURL: `${address}/v1`,
-    apiKey: 'unused-on-loopback',
-    maxRetries: 0,
-    timeout: 30_000,
-  });
+  client = await openAiClient(t);
 });
 afterAll(async () => {
   await t.cleanup();

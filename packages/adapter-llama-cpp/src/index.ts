@@ -21,7 +21,17 @@
  *   schemes cheap too: microseconds per token at any V (see BENCHMARKS.md).
  */
 
-import { chooserOf, GenerationSession, type Scheme, WatermarkError } from '@tracemark/watermark';
+import {
+  checkReadTokens,
+  chooserOf,
+  GenerationSession,
+  type ReadOptions,
+  type ReadResult,
+  readSettings,
+  readWindows,
+  type Scheme,
+  WatermarkError,
+} from '@tracemark/watermark';
 import type { LlamaContextSequence, LlamaModel, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
 import { TokenBias } from 'node-llama-cpp';
 
@@ -270,3 +280,83 @@ export function generateWatermarked(
 ): WatermarkedGeneration {
   return new WatermarkedGeneration(sequence, scheme, prompt, options);
 }
+
+/**
+ * Reads a suspect model (Sander et al. 2024, open-model reading mode): evaluates `tokens` on `sequence`
+ * with teacher forcing and returns, for every position, the model's most likely next token (and with
+ * `topK > 1` its k most likely tokens and their log-probabilities), from the raw logits (no sampler
+ * options, no token bias). `tokens` are ids of the model's vocabulary, evaluated as given (add the BOS
+ * token yourself if the text should start with it).
+ *
+ * The sequence's history is cleared before each pass and after the read. A text longer than `chunk`
+ * (default: the context size) is read in windows of at most `chunk` tokens: each window after the first
+ * starts `overlap` tokens (default chunk / 2) before the first position not read yet, so those tokens are
+ * its context, and only the positions after them are taken from it. Each position is read once.
+ */
+export async function readPredictions(
+  sequence: LlamaContextSequence,
+  tokens: readonly number[],
+  options: ReadOptions = {},
+): Promise<ReadResult> {
+  const model = sequence.model;
+  const { topK, chunk, overlap } = readSettings(options, sequence.contextSize, tokens.length);
+  // Without the tokenizer's token list in the GGUF metadata, llama.cpp's own batch check is the upper bound.
+  checkReadTokens(tokens, vocabularySize(model) ?? undefined);
+  const n = tokens.length;
+  const predictions = new Int32Array(n + 1);
+  predictions[0] = -1;
+  const topIds = topK > 1 ? new Int32Array((n + 1) * topK).fill(-1) : undefined;
+  const topLogprobs = topK > 1 ? new Float32Array((n + 1) * topK).fill(Number.NaN) : undefined;
+  const windows = readWindows(n, chunk, overlap);
+  const generateNext =
+    topK > 1
+      ? {
+          logits: { filter: { tokens: [], includeTop: topK } },
+          totalLogitWeight: true,
+          options: { temperature: 0 },
+        }
+      : { token: true, options: { temperature: 0 } };
+  try {
+    for (const { start, end, keepFrom } of windows) {
+      await sequence.clearHistory();
+      const input = [];
+      for (let t = start; t < end; t++) {
+        input.push(t >= keepFrom ? ([tokens[t] as Token, { generateNext }] as const) : (tokens[t] as Token));
+      }
+      const outputs = await sequence.controlledEvaluate(
+        input as Parameters<LlamaContextSequence['controlledEvaluate']>[0],
+      );
+      for (let t = keepFrom; t < end; t++) {
+        const next = outputs[t - start]?.next;
+        const position = t + 1;
+        if (next === undefined)
+          throw new WatermarkError('E_NO_CANDIDATES', `no logits for position ${position}`);
+        if (topIds === undefined) {
+          if (next.token == null)
+            throw new WatermarkError('E_NO_CANDIDATES', `no token for position ${position}`);
+          predictions[position] = next.token;
+          continue;
+        }
+        const { logits, totalLogitWeight } = next;
+        if (logits === undefined || totalLogitWeight === undefined || logits.size < topK) {
+          throw new WatermarkError('E_NO_CANDIDATES', `fewer than ${topK} logits for position ${position}`);
+        }
+        let j = 0;
+        let max = Number.NaN;
+        const logZ = Math.log(totalLogitWeight);
+        for (const [token, logit] of logits) {
+          if (j === 0) max = logit;
+          topIds[position * topK + j] = token;
+          topLogprobs![position * topK + j] = logit - max - logZ;
+          if (++j === topK) break;
+        }
+        predictions[position] = topIds[position * topK];
+      }
+    }
+  } finally {
+    await sequence.clearHistory();
+  }
+  return { predictions, topIds, topLogprobs, positions: n, passes: windows.length };
+}
+
+export { MAX_READ_TOP_K, type ReadOptions, type ReadResult, readWindows } from '@tracemark/watermark';

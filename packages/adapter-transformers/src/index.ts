@@ -12,10 +12,15 @@
  *   temperature then do not touch the distribution) and give the processor the temperature, top-k and
  *   top-p you want in `sampling`.
  */
-import { LogitsProcessor, type Tensor } from '@huggingface/transformers';
+import { LogitsProcessor, type PreTrainedModel, Tensor } from '@huggingface/transformers';
 import {
+  checkReadTokens,
   chooserOf,
   GenerationSession,
+  type ReadOptions,
+  type ReadResult,
+  readSettings,
+  readWindows,
   type SamplingOptions,
   type Scheme,
   WatermarkError,
@@ -173,3 +178,99 @@ export function createWatermarkProcessor(
 ): WatermarkLogitsProcessor {
   return new WatermarkLogitsProcessor(scheme, options);
 }
+
+/** The model's context size from its config, if it gives one. */
+export function contextSizeOf(model: PreTrainedModel): number | undefined {
+  const config = model.config as unknown as Record<string, unknown>;
+  for (const name of ['max_position_embeddings', 'n_positions', 'max_seq_len', 'n_ctx']) {
+    const value = config[name];
+    if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
+  }
+  return undefined;
+}
+
+/**
+ * Reads a suspect model (Sander et al. 2024, open-model reading mode): runs the causal LM over `tokens`
+ * (ids of its vocabulary, as given: add a BOS token yourself if the text should start with one) with
+ * teacher forcing, one forward pass per window of `input_ids` [1, n] → logits [1, n, V], and returns for
+ * every position the argmax of the logits (and with `topK > 1` the k most likely ids and their
+ * log-softmax values).
+ *
+ * A text longer than `chunk` (default: the model's context size) is read in windows of at most `chunk`
+ * tokens: each window after the first starts `overlap` tokens (default chunk / 2) before the first
+ * position not read yet, so those tokens are its context, and only the positions after them are taken
+ * from it. Each position is read once. No KV cache is carried between windows.
+ */
+export async function readPredictions(
+  model: PreTrainedModel,
+  tokens: readonly number[],
+  options: ReadOptions = {},
+): Promise<ReadResult> {
+  const { topK, chunk, overlap } = readSettings(options, contextSizeOf(model), tokens.length);
+  const vocabSize = (model.config as unknown as { vocab_size?: unknown }).vocab_size;
+  checkReadTokens(tokens, typeof vocabSize === 'number' ? vocabSize : undefined);
+  const n = tokens.length;
+  const predictions = new Int32Array(n + 1);
+  predictions[0] = -1;
+  const topIds = topK > 1 ? new Int32Array((n + 1) * topK).fill(-1) : undefined;
+  const topLogprobs = topK > 1 ? new Float32Array((n + 1) * topK).fill(Number.NaN) : undefined;
+  const windows = readWindows(n, chunk, overlap);
+  const ids = new Int32Array(topK);
+  const values = new Float64Array(topK);
+  for (const { start, end, keepFrom } of windows) {
+    const length = end - start;
+    const input_ids = new Tensor('int64', BigInt64Array.from(tokens.slice(start, end), BigInt), [1, length]);
+    const attention_mask = new Tensor('int64', new BigInt64Array(length).fill(1n), [1, length]);
+    const output = (await model({ input_ids, attention_mask })) as { logits?: Tensor };
+    const logits = output.logits;
+    if (
+      logits === undefined ||
+      logits.type !== 'float32' ||
+      logits.dims.length !== 3 ||
+      logits.dims[0] !== 1 ||
+      logits.dims[1] !== length
+    ) {
+      throw new WatermarkError(
+        'E_LOGITS_LENGTH',
+        `expected float32 logits of shape [1, ${length}, vocab]; got ${logits ? `${logits.type} [${logits.dims.join(', ')}]` : 'none'}`,
+      );
+    }
+    const V = logits.dims[2];
+    const data = logits.data as Float32Array;
+    for (let t = keepFrom; t < end; t++) {
+      const row = data.subarray((t - start) * V, (t - start + 1) * V);
+      const position = t + 1;
+      let best = 0;
+      for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+      predictions[position] = best;
+      if (topIds === undefined) continue;
+      // Top-k by insertion (k ≤ 20), ties to the lower id, then the log-softmax of each.
+      ids.fill(-1);
+      values.fill(Number.NEGATIVE_INFINITY);
+      let filled = 0;
+      for (let v = 0; v < V; v++) {
+        const x = row[v];
+        if (filled === topK && !(x > values[topK - 1])) continue;
+        let j = filled < topK ? filled++ : topK - 1;
+        while (j > 0 && x > values[j - 1]) {
+          values[j] = values[j - 1];
+          ids[j] = ids[j - 1];
+          j--;
+        }
+        values[j] = x;
+        ids[j] = v;
+      }
+      const max = values[0];
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
+      const logZ = max + Math.log(sum);
+      for (let j = 0; j < topK; j++) {
+        topIds[position * topK + j] = ids[j];
+        topLogprobs![position * topK + j] = values[j] - logZ;
+      }
+    }
+  }
+  return { predictions, topIds, topLogprobs, positions: n, passes: windows.length };
+}
+
+export { MAX_READ_TOP_K, type ReadOptions, type ReadResult, readWindows } from '@tracemark/watermark';

@@ -27,6 +27,13 @@ export const LAB_SCHEME_NAMES = Object.keys(LAB_SCHEMES) as LabSchemeName[];
 /** The schemes a lab profile runs by default: the five of docs/radioactivity.md. */
 const PROFILE_SCHEMES: readonly LabSchemeName[] = ['kgw-h1', 'kgw-h2', 'unigram', 'gumbel', 'synthid'];
 
+/**
+ * How a student is tested: 'closed', its answers to probe prompts are scored; 'read', it reads the teacher's
+ * watermarked outputs and its top-1 predictions are scored (Sander et al. 2024's open-model setting).
+ */
+export type LabMode = 'closed' | 'read';
+export const LAB_MODES: readonly LabMode[] = ['closed', 'read'];
+
 /** Shares ρ of watermarked text in the students' training data that the lab runs by default. */
 export const DEFAULT_RHOS: readonly number[] = [0, 0.01, 0.05, 0.1, 0.5, 1];
 
@@ -230,6 +237,8 @@ export interface LabOptions {
   filterWidth?: number;
   /** Worker threads; 1 runs in-process. */
   workers?: number;
+  /** How each student is tested (default closed only). */
+  modes?: LabMode[];
 }
 
 /** Every setting of a run, after defaults and validation. */
@@ -259,6 +268,7 @@ export interface LabConfig {
   temperature: number;
   probeTemperature: number;
   workers: number;
+  modes: LabMode[];
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string, max: number): number {
@@ -345,6 +355,15 @@ export function resolveLabConfig(
   if (!(Number.isInteger(filterWidth) && filterWidth >= 0 && filterWidth <= 16))
     fail('E_USAGE', `--filter-width must be an integer in [0, 16]; got ${filterWidth}`);
   const workers = positiveInteger(options.workers, profile.workers ?? parallelism, '--workers', 256);
+  const modes = options.modes ?? ['closed'];
+  if (!Array.isArray(modes) || modes.length === 0) fail('E_USAGE', '--mode needs at least one mode');
+  for (const mode of modes) {
+    if (!LAB_MODES.includes(mode))
+      fail(
+        'E_USAGE',
+        `unknown mode ${JSON.stringify(String(mode).slice(0, 40))}; expected ${LAB_MODES.join(', ')}`,
+      );
+  }
   return {
     profile: profile.name,
     corpus: options.corpus ?? null,
@@ -368,6 +387,7 @@ export function resolveLabConfig(
     temperature: profile.temperature,
     probeTemperature: profile.probeTemperature,
     workers,
+    modes: LAB_MODES.filter((m) => modes.includes(m)),
   };
 }
 

@@ -4,11 +4,13 @@ import type { LabHooks, LabReport } from './run';
 export {
   DEFAULT_RHOS,
   HELD_OUT_EVERY,
+  LAB_MODES,
   LAB_PROFILE_NAMES,
   LAB_PROFILES,
   LAB_SCHEME_NAMES,
   LAB_SCHEMES,
   type LabConfig,
+  type LabMode,
   type LabOptions,
   type LabProfile,
   type LabProfileName,
@@ -66,7 +68,7 @@ export {
   type Series,
   type Tick,
 } from './svg';
-export type { CorpusInfo, KsResult, LabRow } from './tasks';
+export { type CorpusInfo, type KsResult, type LabRow, readTexts } from './tasks';
 
 /**
  * The radioactivity lab (`tracemark lab`): a watermarked n-gram teacher, students trained on a share ρ of

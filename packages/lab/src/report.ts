@@ -45,7 +45,8 @@ const REFERENCES = [
 ];
 
 export function plotPValueVsRho(report: LabReport): string {
-  const { rows, config } = report;
+  const { config } = report;
+  const rows = report.rows.filter((r) => r.mode === 'closed');
   const positive = config.rhos.filter((r) => r > 0);
   const minRho = positive.length > 0 ? Math.min(...positive) : 0.01;
   const maxEvidence = Math.max(...rows.map((r) => evidence(r.log10PValue)));
@@ -73,7 +74,7 @@ export function plotPValueVsRho(report: LabReport): string {
 }
 
 export function plotTrajectory(report: LabReport, scheme: LabSchemeName): string {
-  const rows = report.rows.filter((r) => r.scheme === scheme);
+  const rows = report.rows.filter((r) => r.scheme === scheme && r.mode === 'closed');
   const maxScored = Math.max(100, ...rows.map((r) => r.scored));
   const maxEvidence = Math.max(...rows.flatMap((r) => r.trajectory.map((p) => evidence(p.log10PValue))));
   const xMax = 10 ** Math.ceil(Math.log10(maxScored) + 0.02);
@@ -165,15 +166,20 @@ const log10Cell = (row: LabRow | undefined) =>
 
 /** The Markdown summary: the table of log10 p by scheme and ρ, the controls, the run. */
 export function resultsMarkdown(report: LabReport): string {
-  const { config, rows, summary } = report;
-  const cell = (scheme: LabSchemeName, rho: number) => rows.find((r) => r.scheme === scheme && r.rho === rho);
+  const { config, summary } = report;
+  const rows = report.rows.filter((r) => r.mode === 'closed');
+  const readRows = report.rows.filter((r) => r.mode === 'read');
+  const cell = (scheme: LabSchemeName, rho: number, from = rows) =>
+    from.find((r) => r.scheme === scheme && r.rho === rho);
   const header = `| scheme | ${config.rhos.map((r) => `ρ = ${r}`).join(' | ')} |`;
   const rule = `|---|${config.rhos.map(() => '---:').join('|')}|`;
-  const table = (value: (row: LabRow | undefined) => string) =>
+  const table = (value: (row: LabRow | undefined) => string, from = rows) =>
     [
       header,
       rule,
-      ...config.schemes.map((s) => `| ${s} | ${config.rhos.map((r) => value(cell(s, r))).join(' | ')} |`),
+      ...config.schemes.map(
+        (s) => `| ${s} | ${config.rhos.map((r) => value(cell(s, r, from))).join(' | ')} |`,
+      ),
     ].join('\n');
   const lines = [
     '# tracemark lab: radioactivity of watermarked text in distilled n-gram students',
@@ -231,6 +237,7 @@ export function resultsMarkdown(report: LabReport): string {
         : `${row.unfiltered.log10PValue.toFixed(1)} (${row.unfiltered.scored.toLocaleString('en-US')})`,
     ),
     '',
+    ...readingSection(report, readRows, table),
     '## Teacher',
     '',
     '| scheme | samples | tokens | log10 p of its own text (scored) | generation s |',
@@ -250,6 +257,48 @@ export function resultsMarkdown(report: LabReport): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/**
+ * The reading mode's tables, where the run has it: log10 p by scheme and ρ, the controls, and the scored
+ * tokens each mode needed to reach p ≤ 1e-6.
+ */
+function readingSection(
+  report: LabReport,
+  readRows: LabRow[],
+  table: (value: (row: LabRow | undefined) => string, from?: LabRow[]) => string,
+): string[] {
+  if (readRows.length === 0) return [];
+  const closed = report.rows.filter((r) => r.mode === 'closed');
+  const toMillion = (row: LabRow | undefined) =>
+    row === undefined
+      ? '—'
+      : row.scoredToOneInAMillion === null
+        ? 'not reached'
+        : row.scoredToOneInAMillion.toLocaleString('en-US');
+  const bothModes = (row: LabRow | undefined) => {
+    const twin = row && closed.find((r) => r.scheme === row.scheme && r.rho === row.rho);
+    return row === undefined ? '—' : `${toMillion(twin)} / ${toMillion(row)}`;
+  };
+  return [
+    '## Reading mode: log10 p-value (scored tokens) by scheme and ρ',
+    '',
+    `Each student reads the teacher's ${readRows[0].probes.samples.toLocaleString('en-US')} watermarked outputs ` +
+      `(${readRows[0].probes.tokens.toLocaleString('en-US')} positions); its most likely next token after each prefix ` +
+      "is scored with the lab key (Sander et al. 2024, open-model setting; the verifier's readingTest: each " +
+      '(window, prediction) once, windows already read in the same text dropped).',
+    '',
+    table(log10Cell, readRows),
+    '',
+    `Controls (KS p of the ${report.config.controls} unused keys per row, randomized):`,
+    '',
+    table((row) => (row === undefined ? '—' : row.controlsRandomizedKs.pValue.toFixed(3)), readRows),
+    '',
+    '## Scored tokens to p ≤ 1e-6: closed / read',
+    '',
+    table(bothModes, readRows),
+    '',
+  ];
 }
 
 /** The files a run writes, by name. */

@@ -2,7 +2,14 @@ import { arch, availableParallelism, cpus, platform } from 'node:os';
 import { O200K_VOCAB_SIZE } from '@tracemark/ngram';
 import { createWorkerPool, kolmogorovSmirnovUniform } from '@tracemark/verifier';
 import { canonicalSpec } from '@tracemark/watermark';
-import { type LabConfig, type LabOptions, type LabSchemeName, labSpec, resolveLabConfig } from './config';
+import {
+  LAB_MODES,
+  type LabConfig,
+  type LabOptions,
+  type LabSchemeName,
+  labSpec,
+  resolveLabConfig,
+} from './config';
 import { checkCorpusPath, labKeys } from './data';
 import { errorFrom, errorMessage, fail } from './errors';
 import {
@@ -152,7 +159,7 @@ export async function runLabExperiment(options: LabOptions = {}, hooks: LabHooks
     for (const row of result.rows) {
       rows.push(row);
       progress(
-        `student ${row.scheme} rho ${row.rho}: log10 p ${row.log10PValue.toFixed(2)} over ${row.scored} ` +
+        `student ${row.scheme} rho ${row.rho}${row.mode === 'closed' ? '' : ` (${row.mode})`}: log10 p ${row.log10PValue.toFixed(2)} over ${row.scored} ` +
           `scored (controls KS p ${row.controlsKs.pValue.toFixed(3)})`,
       );
     }
@@ -211,13 +218,16 @@ function report(
 ): LabReport {
   const order = new Map(config.schemes.map((s, i) => [s, i]));
   const rows = [...unsorted].sort(
-    (a, b) => (order.get(a.scheme) ?? 0) - (order.get(b.scheme) ?? 0) || a.rho - b.rho,
+    (a, b) =>
+      (order.get(a.scheme) ?? 0) - (order.get(b.scheme) ?? 0) ||
+      a.rho - b.rho ||
+      LAB_MODES.indexOf(a.mode) - LAB_MODES.indexOf(b.mode),
   );
   const keys = labKeys(config.seed);
   const anyTeacher = teachers[config.schemes[0]] as TeacherResult;
   const allControls = rows.flatMap((row) => row.controls);
   const allRandomized = rows.flatMap((row) => row.controlsRandomized);
-  const zeroRows = rows.filter((row) => row.rho === 0);
+  const zeroRows = rows.filter((row) => row.rho === 0 && row.mode === 'closed');
   const zeroControls = zeroRows.flatMap((row) => row.controls);
   const zeroRandomized = zeroRows.flatMap((row) => row.controlsRandomized);
   const totalMs = performance.now() - time.started;

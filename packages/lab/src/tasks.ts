@@ -1,19 +1,23 @@
 import type { NgramModel } from '@tracemark/ngram';
 import {
   buildWindowFilter,
+  type CountedTape,
   controlTenant,
   kolmogorovSmirnovUniform,
   nullTail,
   type RadioactivityResult,
+  type ReadText,
   radioactivityTape,
   radioactivityTest,
   randomizedPValue,
+  readingTape,
+  readingTest,
   type TestResult,
   type TrajectoryPoint,
   type WindowFilter,
 } from '@tracemark/verifier';
 import { createRng, createScheme, type Scheme } from '@tracemark/watermark';
-import { type LabConfig, type LabSchemeName, labSpec } from './config';
+import { type LabConfig, type LabMode, type LabSchemeName, labSpec } from './config';
 import { type LabData, labKeys, loadLabData } from './data';
 import { distillStudent, type GeneratedSample, probeStudent, teacherSamples, trainTeacher } from './distill';
 import { errorMessage, type LabErrorMessage } from './errors';
@@ -77,6 +81,12 @@ export interface KsResult {
 export interface LabRow extends TestResult {
   scheme: LabSchemeName;
   rho: number;
+  /**
+   * 'closed': the student's answers to probe prompts are scored (Sander et al.'s closed-model test); 'read': the
+   * student reads the teacher's watermarked outputs and its top-1 predictions are scored (the open-model test,
+   * the verifier's `readingTest`).
+   */
+  mode: LabMode;
   /** The lab key's randomized p-value (see the verifier's `randomizedPValue`): the calibration view of `pValue`. */
   randomizedPValue: number;
   /** Output tokens of the probes looked at (`scored` of them counted). */
@@ -226,77 +236,176 @@ async function runStudent(context: LabContext, task: StudentTask): Promise<Stude
   const student = distillStudent(config, data.clean, samples, task.rho, { corpus: data.corpus });
   const trainMs = performance.now() - start;
   start = performance.now();
-  const probes = await probeStudent(
-    config,
-    student.model,
-    data.probePrompts,
-    `${task.rho}:${task.trainScheme ?? 'clean'}`,
-  );
+  // Reading needs no probes: a run of the reading mode alone skips them.
+  const probes = config.modes.includes('closed')
+    ? await probeStudent(
+        config,
+        student.model,
+        data.probePrompts,
+        `${task.rho}:${task.trainScheme ?? 'clean'}`,
+      )
+    : [];
   const probeMs = performance.now() - start;
 
-  const rows = task.testSchemes.map((name): LabRow => {
-    const filter = teacherFilter(task.teacher[name] ?? [], config.filterWidth);
-    const scheme = context.scheme(name);
-    let at = performance.now();
-    const { tape, result } = radioactivityTape(probes, { scheme, filter });
-    const unfiltered = filter === undefined ? result : radioactivityTest(probes, { scheme });
-    const testMs = performance.now() - at;
-    at = performance.now();
-    // Where the tape counts the same positions under every key of the spec, a control key needs only its
-    // score sum over them, about a hundred times less work than a test of its own.
-    const shared = tape.keyIndependent;
-    const uniform = createRng(`${config.seed}:randomize:${name}:${task.rho}`);
-    const own = randomizedPValue(scheme.nullLaw, result.scoreSum, result.scored, uniform());
-    const controlResults = context.controlSchemes(name, task.rho).map((control) => {
-      const { scoreSum, scored } = shared
-        ? { scoreSum: tape.scoreSum(control), scored: tape.length }
-        : radioactivityTest(probes, { scheme: control, filter, trajectoryPointsPerDecade: 1 });
-      return {
-        pValue: nullTail(control.nullLaw, scoreSum, scored).p,
-        randomized: randomizedPValue(control.nullLaw, scoreSum, scored, uniform()),
-      };
-    });
-    const controls = controlResults.map((c) => c.pValue);
-    const randomized = controlResults.map((c) => c.randomized);
-    const controlsMs = performance.now() - at;
+  const rows: LabRow[] = [];
+  for (const name of task.testSchemes) {
+    const owner = task.teacher[name] ?? [];
+    // Reading mode needs a context window: the Unigram watermark has none (see the verifier's readingSamples).
+    const modes = config.modes.filter((mode) => mode === 'closed' || context.scheme(name).contextWidth > 0);
+    for (const mode of modes) {
+      rows.push(
+        mode === 'closed'
+          ? labRow(context, task.rho, name, closedEvidence(config, probes, owner), student, {
+              trainMs,
+              probeMs,
+            })
+          : labRow(
+              context,
+              task.rho,
+              name,
+              readEvidence(student.model, owner, `${config.seed}:read:${name}:${task.rho}`),
+              student,
+              { trainMs, probeMs: 0 },
+            ),
+      );
+    }
+  }
+  return { kind: 'student', rows };
+}
+
+/** How a row's evidence is gathered and tested, in one mode. */
+interface RowEvidence {
+  mode: LabMode;
+  /** The owner's test and the tape it counted. */
+  test(scheme: Scheme): { tape: CountedTape; result: RadioactivityResult };
+  /** A key's own test, where the tape's counting depends on the key. */
+  testOther(scheme: Scheme): { scoreSum: number; scored: number };
+  /** The test without the owner's window filter (the same test where there is none). */
+  unfiltered(scheme: Scheme, filtered: RadioactivityResult): RadioactivityResult;
+  filterWidth: number;
+  /** What was read or probed: samples (texts) and tokens (positions). */
+  probes: { samples: number; tokens: number };
+}
+
+/** The closed test: the student's answers to the probe prompts, with the owner's window filter. */
+function closedEvidence(config: LabConfig, probes: GeneratedSample[], owner: GeneratedSample[]): RowEvidence {
+  const filter = teacherFilter(owner, config.filterWidth);
+  return {
+    mode: 'closed',
+    test: (scheme) => radioactivityTape(probes, { scheme, filter }),
+    testOther: (scheme) => radioactivityTest(probes, { scheme, filter, trajectoryPointsPerDecade: 1 }),
+    unfiltered: (scheme, filtered) =>
+      filter === undefined ? filtered : radioactivityTest(probes, { scheme }),
+    filterWidth: config.filterWidth,
+    probes: { samples: probes.length, tokens: probes.reduce((n, p) => n + p.output.length, 0) },
+  };
+}
+
+/**
+ * The reading test: the student reads the teacher's watermarked outputs (the owner's stored texts, some of
+ * which the distiller trained on) and its most likely next token after each prefix is scored. The texts are
+ * read in an order shuffled by `seed`: the owner does not know which of its outputs were harvested, and the
+ * distiller's share comes first in the teacher's list, which would put its evidence at the tape's start.
+ */
+function readEvidence(model: NgramModel, owner: GeneratedSample[], seed: string): RowEvidence {
+  const order = [...owner];
+  const random = createRng(seed);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const texts = readTexts(model, order);
+  return {
+    mode: 'read',
+    test: (scheme) => readingTape(texts, { scheme }),
+    testOther: (scheme) => readingTest(texts, { scheme, trajectoryPointsPerDecade: 1 }),
+    unfiltered: (_scheme, result) => result,
+    filterWidth: 0,
+    probes: { samples: texts.length, tokens: texts.reduce((n, t) => n + t.tokens.length, 0) },
+  };
+}
+
+/** The model's top-1 prediction after every prefix of each output (the n-gram reads only its last tokens). */
+export function readTexts(model: NgramModel, owner: readonly GeneratedSample[]): ReadText[] {
+  const ids = new Int32Array(1);
+  const logits = new Float32Array(1);
+  return owner.map(({ output }) => {
+    const predictions = new Int32Array(output.length + 1);
+    predictions[0] = -1;
+    for (let i = 1; i <= output.length; i++) {
+      const found = model.topCandidates(output.slice(Math.max(0, i - model.order + 1), i), 1, ids, logits);
+      predictions[i] = found > 0 ? ids[0] : -1;
+    }
+    return { tokens: output, predictions };
+  });
+}
+
+function labRow(
+  context: LabContext,
+  rho: number,
+  name: LabSchemeName,
+  evidence: RowEvidence,
+  student: ReturnType<typeof distillStudent>,
+  timings: { trainMs: number; probeMs: number },
+): LabRow {
+  const { config } = context;
+  const scheme = context.scheme(name);
+  let at = performance.now();
+  const { tape, result } = evidence.test(scheme);
+  const unfiltered = evidence.unfiltered(scheme, result);
+  const testMs = performance.now() - at;
+  at = performance.now();
+  // Where the tape counts the same positions under every key of the spec, a control key needs only its
+  // score sum over them, about a hundred times less work than a test of its own.
+  const shared = tape.keyIndependent;
+  const modeLabel = evidence.mode === 'closed' ? '' : `:${evidence.mode}`;
+  const uniform = createRng(`${config.seed}:randomize:${name}:${rho}${modeLabel}`);
+  const own = randomizedPValue(scheme.nullLaw, result.scoreSum, result.scored, uniform());
+  const controlResults = context.controlSchemes(name, rho).map((control) => {
+    const { scoreSum, scored } = shared
+      ? { scoreSum: tape.scoreSum(control), scored: tape.length }
+      : evidence.testOther(control);
     return {
-      scheme: name,
-      spec: result.spec,
-      keyFingerprint: result.keyFingerprint,
-      masterFingerprint: result.masterFingerprint,
-      nullLaw: result.nullLaw,
-      rho: task.rho,
-      pValue: result.pValue,
-      log10PValue: result.log10PValue,
-      zScore: result.zScore,
-      scored: result.scored,
-      scoreSum: result.scoreSum,
-      randomizedPValue: own,
-      seen: result.seen,
-      controls,
-      controlsKs: kolmogorovSmirnovUniform(controls),
-      controlsRandomized: randomized,
-      controlsRandomizedKs: kolmogorovSmirnovUniform(randomized),
-      controlsMethod: shared ? 'shared-positions' : 'full-test',
-      unfiltered: {
-        pValue: unfiltered.pValue,
-        log10PValue: unfiltered.log10PValue,
-        scored: unfiltered.scored,
-      },
-      filterWidth: config.filterWidth,
-      skipped: result.skipped,
-      trajectory: result.trajectory,
-      scoredToOneInAMillion: result.trajectory.find((p) => p.log10PValue <= -6)?.scored ?? null,
-      student: {
-        order: config.studentOrder,
-        trainingTokens: config.studentTokens,
-        watermarkedTokens: student.text.watermarkedTokens,
-        promptTokens: student.text.promptTokens,
-        ngrams: student.model.info.ngrams,
-      },
-      probes: { samples: probes.length, tokens: probes.reduce((n, p) => n + p.output.length, 0) },
-      timings: { trainMs, probeMs, testMs, controlsMs },
+      pValue: nullTail(control.nullLaw, scoreSum, scored).p,
+      randomized: randomizedPValue(control.nullLaw, scoreSum, scored, uniform()),
     };
   });
-  return { kind: 'student', rows };
+  const controls = controlResults.map((c) => c.pValue);
+  const randomized = controlResults.map((c) => c.randomized);
+  const controlsMs = performance.now() - at;
+  return {
+    scheme: name,
+    mode: evidence.mode,
+    spec: result.spec,
+    keyFingerprint: result.keyFingerprint,
+    masterFingerprint: result.masterFingerprint,
+    nullLaw: result.nullLaw,
+    rho,
+    pValue: result.pValue,
+    log10PValue: result.log10PValue,
+    zScore: result.zScore,
+    scored: result.scored,
+    scoreSum: result.scoreSum,
+    randomizedPValue: own,
+    seen: result.seen,
+    controls,
+    controlsKs: kolmogorovSmirnovUniform(controls),
+    controlsRandomized: randomized,
+    controlsRandomizedKs: kolmogorovSmirnovUniform(randomized),
+    controlsMethod: shared ? 'shared-positions' : 'full-test',
+    unfiltered: { pValue: unfiltered.pValue, log10PValue: unfiltered.log10PValue, scored: unfiltered.scored },
+    filterWidth: evidence.filterWidth,
+    skipped: result.skipped,
+    trajectory: result.trajectory,
+    scoredToOneInAMillion: result.trajectory.find((p) => p.log10PValue <= -6)?.scored ?? null,
+    student: {
+      order: config.studentOrder,
+      trainingTokens: config.studentTokens,
+      watermarkedTokens: student.text.watermarkedTokens,
+      promptTokens: student.text.promptTokens,
+      ngrams: student.model.info.ngrams,
+    },
+    probes: evidence.probes,
+    timings: { ...timings, testMs, controlsMs },
+  };
 }

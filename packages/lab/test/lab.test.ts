@@ -19,6 +19,7 @@ import {
   type LabReport,
   labKeys,
   labSpec,
+  resultsMarkdown,
   runLab,
   servingScheme,
   studentText,
@@ -144,6 +145,50 @@ describe('the quick profile', () => {
       expectWellFormedSvg(readFileSync(path, 'utf8'));
     }
     expect(readFileSync(join(out, 'pvalue-vs-rho.svg'), 'utf8')).toContain('p = 1e-6');
+  });
+});
+
+describe('the reading mode (--mode closed,read)', () => {
+  let report: LabReport;
+  beforeAll(async () => {
+    report = await runLab({ quick: true, modes: ['closed', 'read'] });
+  }, 200_000);
+  const row = (scheme: string, rho: number, mode: string) =>
+    report.rows.find((r) => r.scheme === scheme && r.rho === rho && r.mode === mode);
+
+  it('reads every student on the teacher outputs, except under Unigram (no window to read)', () => {
+    expect(report.config.modes).toEqual(['closed', 'read']);
+    expect(report.rows.filter((r) => r.mode === 'closed')).toHaveLength(10);
+    expect(report.rows.filter((r) => r.mode === 'read').map((r) => r.scheme)).not.toContain('unigram');
+    expect(report.rows.filter((r) => r.mode === 'read')).toHaveLength(8);
+    for (const r of report.rows.filter((x) => x.mode === 'read')) {
+      expect(r.probes.samples).toBe(report.config.samples);
+      expect(r.filterWidth).toBe(0);
+      expect(r.controlsMethod).toBe('shared-positions');
+    }
+  });
+
+  it('detects every distilled student with more evidence per scored token than the closed test, and no clean one', () => {
+    for (const scheme of ['kgw-h1', 'kgw-h2', 'gumbel', 'synthid']) {
+      const read = row(scheme, 1, 'read');
+      const closed = row(scheme, 1, 'closed');
+      expect(read?.log10PValue, scheme).toBeLessThan(-30);
+      expect(read?.scoredToOneInAMillion, scheme).not.toBeNull();
+      expect(read?.scoredToOneInAMillion as number, scheme).toBeLessThanOrEqual(
+        closed?.scoredToOneInAMillion as number,
+      );
+      // The trap: a clean student reading watermarked text finds nothing.
+      expect(row(scheme, 0, 'read')?.pValue, scheme).toBeGreaterThan(1e-3);
+    }
+    // Its controls: 8 rows of 50 keys, uniform (each above 0.01 / 8).
+    for (const r of report.rows.filter((x) => x.mode === 'read'))
+      expect(r.controlsRandomizedKs.pValue, `${r.scheme} ${r.rho}`).toBeGreaterThan(0.00125);
+  });
+
+  it('writes the reading tables beside the closed ones', () => {
+    const md = resultsMarkdown(report);
+    expect(md).toContain('## Reading mode: log10 p-value');
+    expect(md).toContain('## Scored tokens to p ≤ 1e-6: closed / read');
   });
 });
 

@@ -31,6 +31,7 @@ export {
   type InvestigateOptions,
   type InvestigateResult,
   investigate,
+  investigateReading,
   MIN_CONTROLS,
   type TenantReport,
 } from './investigate';
@@ -52,6 +53,15 @@ export {
   radioactivityTest,
   type TrajectoryPoint,
 } from './radioactivity';
+export {
+  type ReadingResult,
+  type ReadingSamples,
+  type ReadingSkips,
+  type ReadText,
+  readingSamples,
+  readingTape,
+  readingTest,
+} from './reading';
 export {
   type CheckResult,
   checkEvidence,

@@ -5,6 +5,7 @@ import { formatPValue } from './format';
 import { type KeyRequest, scoreKeys } from './multikey';
 import { nullTail, randomizedPValue } from './null-law';
 import { type RadioactivityResult, radioactivityTape, radioactivityTest } from './radioactivity';
+import { type ReadingSkips, type ReadText, readingTape, readingTest } from './reading';
 import type { TestResult } from './result';
 import { EProcess, type SequentialState } from './sequential';
 import { holmAdjustLog10, kolmogorovSmirnovUniform } from './stats/index';
@@ -90,6 +91,13 @@ export interface TenantReport {
 }
 
 export interface InvestigateResult extends TestResult {
+  /**
+   * How the evidence was gathered: 'closed', the suspect's own outputs; 'read', its predictions while reading
+   * the owner's texts (`investigateReading`).
+   */
+  mode: 'closed' | 'read';
+  /** Reading mode: owner texts and positions read, and the positions the reading rule dropped. */
+  reading?: { texts: number; positions: number; skipped: ReadingSkips };
   seen: number;
   skipped: RadioactivityResult['skipped'];
   /** Suspect outputs (prompt, output pairs) tested. */
@@ -108,8 +116,32 @@ export interface InvestigateResult extends TestResult {
 export const DEFAULT_CONTROLS = 50;
 export const MIN_CONTROLS = 20;
 
-export async function investigate(
+/** Where the evidence comes from: the suspect's outputs, or its predictions on the owner's texts. */
+type Evidence = { mode: 'closed'; samples: SuspectSample[] } | { mode: 'read'; texts: readonly ReadText[] };
+
+export function investigate(
   samples: SuspectSample[],
+  options: InvestigateOptions,
+): Promise<InvestigateResult> {
+  return investigateEvidence({ mode: 'closed', samples }, options);
+}
+
+/**
+ * The investigation of an open-weight (or log-probability) suspect in reading mode (Sander et al. 2024,
+ * open-model setting): the suspect's top-1 predictions on the owner's watermarked texts, tested exactly as
+ * `investigate` tests outputs, with the same controls, tenants and e-process (see reading.ts for the rule).
+ */
+export function investigateReading(
+  texts: readonly ReadText[],
+  options: Omit<InvestigateOptions, 'filter'>,
+): Promise<InvestigateResult> {
+  if ((options as InvestigateOptions).filter !== undefined)
+    fail('E_INVALID_OPTIONS', "reading mode reads the owner's own texts: a window filter does not apply");
+  return investigateEvidence({ mode: 'read', texts }, options);
+}
+
+async function investigateEvidence(
+  evidence: Evidence,
   options: InvestigateOptions,
 ): Promise<InvestigateResult> {
   const spec = parseSpec(options.spec);
@@ -131,12 +163,26 @@ export async function investigate(
 
   let started = performance.now();
   // One tape: the owner's test, its e-process (in stored order) and every other key's sum are scored on it.
-  const { tape, scores, result } = radioactivityTape(samples, {
-    scheme: owner,
-    filter: options.filter,
+  const testOptions = {
     maxScored: options.maxScored,
     trajectoryPointsPerDecade: options.trajectoryPointsPerDecade,
-  });
+  };
+  let reading: InvestigateResult['reading'];
+  let owned: ReturnType<typeof radioactivityTape>;
+  if (evidence.mode === 'closed') {
+    owned = radioactivityTape(evidence.samples, { scheme: owner, filter: options.filter, ...testOptions });
+  } else {
+    const { result: read, ...rest } = readingTape(evidence.texts, { scheme: owner, ...testOptions });
+    const { mode: _mode, texts, positions, reading: skipped, ...closedShape } = read;
+    reading = { texts, positions, skipped };
+    owned = { ...rest, result: closedShape };
+  }
+  const { tape, scores, result } = owned;
+  // A key whose tape counts other positions (a keyed PRF context) gets a test of its own, in the same mode.
+  const testUnder = (scheme: Scheme) =>
+    evidence.mode === 'closed'
+      ? radioactivityTest(evidence.samples, { scheme, filter: options.filter, trajectoryPointsPerDecade: 1 })
+      : readingTest(evidence.texts, { scheme, trajectoryPointsPerDecade: 1 });
   const independent = tape.keyIndependent;
   const eProcess = new EProcess(owner.nullLaw, { priorStrength: options.priorStrength });
   for (let j = 0; j < scores.length; j++) eProcess.push(scores[j]);
@@ -166,11 +212,7 @@ export async function investigate(
   } else {
     keyed = requests.map((r) => {
       const scheme = createScheme(spec, r.master === 0 ? options.key : controlMaster, tenantOf(r));
-      const test = radioactivityTest(samples, {
-        scheme,
-        filter: options.filter,
-        trajectoryPointsPerDecade: 1,
-      });
+      const test = testUnder(scheme);
       return { sum: test.scoreSum, scored: test.scored };
     });
   }
@@ -223,6 +265,8 @@ export async function investigate(
   const { samples: sampleCount, ...test } = result;
   return {
     ...test,
+    mode: evidence.mode,
+    ...(reading === undefined ? {} : { reading }),
     sampleCount,
     sequential: { ...sequential, priorStrength: eProcess.priorStrength },
     controls,

@@ -5,6 +5,14 @@ export { KEY_DERIVATION_VERSION, MASTER_KEY_BYTES, MasterKey, SchemeKey } from '
 export { lowbias32, seededHash32, seededUniform } from './mix';
 export { type ContextHashing, ContextPrf } from './prf';
 export {
+  checkReadTokens,
+  MAX_READ_TOP_K,
+  type ReadOptions,
+  type ReadResult,
+  readSettings,
+  readWindows,
+} from './reading';
+export {
   type CreateSchemeOptions,
   canonicalSpec,
   createScheme,

@@ -1,6 +1,7 @@
 import {
   checkOutputDirectory,
   LAB_SCHEME_NAMES,
+  type LabMode,
   type LabOptions,
   type LabSchemeName,
   resultsMarkdown,
@@ -23,6 +24,7 @@ export interface LabCommandOptions {
   controls?: string;
   filterWidth?: string;
   workers?: string;
+  mode?: string;
   out: string;
   quick?: boolean;
   quiet?: boolean;
@@ -56,6 +58,7 @@ export function parseLabArgs(
     controls: numberValue(values.controls, '--controls', true),
     filterWidth: numberValue(values.filterWidth, '--filter-width', true),
     workers: numberValue(values.workers, '--workers', true),
+    modes: listValue(values.mode, '--mode') as LabMode[] | undefined,
     quick: values.quick === true,
   };
   if (values.out.trim() === '') fail('E_USAGE', '--out must name a directory');
