@@ -13,12 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tracemarkAsync } from '../apps/cli/test/support/cli';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEMO = join(ROOT, 'apps/demo-server');
 const DEMO_MAIN = join(DEMO, 'src/main.ts');
-// The built CLI (its workers run built code only; CI builds before it tests).
-const CLI = join(ROOT, 'apps/cli/bin/tracemark.js');
 const DATA = join(tmpdir(), 'tracemark-investigate-e2e');
 const KEY_HEX = 'a7'.repeat(32);
 const work = mkdtempSync(join(tmpdir(), 'tracemark-investigate-'));
@@ -28,28 +27,8 @@ let base = '';
 let specFile = '';
 const keyFile = join(DATA, 'master.key');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function tracemark(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1', OPENAI_API_KEY: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+/** The built CLI, without an OpenAI key from the environment (the demo server asks for none). */
+const tracemark = (args: string[]) => tracemarkAsync(args, { OPENAI_API_KEY: '' });
 
 /** Starts the demo server on a free port and resolves with its base URL once it listens. */
 function startDemo(): Promise<string> {

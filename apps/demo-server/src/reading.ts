@@ -1,5 +1,5 @@
 import type { NgramModel } from '@tracemark/ngram';
-import type { TokenBytes } from './text';
+import { StreamDecoder, type TokenBytes } from './text';
 
 /**
  * Reading mode (Sander et al. 2024, open-model test): a prompt scored with teacher forcing, as vLLM and llama.cpp's
@@ -46,14 +46,14 @@ export async function readPrompts(
   let lastYield = performance.now();
   for (const ids of prompts) {
     const sequence = Int32Array.from(ids);
-    const decoder = new TextDecoder('utf-8');
+    const decoder = new StreamDecoder(bytes);
     let text = '';
     const textOffset: number[] = [];
     for (const id of ids) {
       textOffset.push(text.length);
-      text += decoder.decode(bytes.of(id), { stream: true });
+      text += decoder.push(id);
     }
-    text += decoder.decode();
+    text += decoder.flush();
     const logprobs: (number | null)[] = [];
     const top: ({ id: number; logprob: number }[] | null)[] = [];
     if (k !== null) {

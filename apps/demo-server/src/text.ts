@@ -61,4 +61,9 @@ export class StreamDecoder {
   push(id: number): string {
     return this.#decoder.decode(this.#bytes.of(id), { stream: true });
   }
+
+  /** The end of the stream: bytes left of an incomplete character, as U+FFFD (an echoed prompt shows them). */
+  flush(): string {
+    return this.#decoder.decode();
+  }
 }

@@ -1,11 +1,17 @@
 /**
  * readPredictions on the tiny GGUF llama (test/support): the batched, teacher-forced read agrees with a slow
  * reference that evaluates each prefix on its own and takes the argmax (and the sorted log-softmax) of the
- * full next-token logits.
+ * full next-token logits (the shared contract checks of packages/watermark/test/support/read-contract.ts).
  */
-import { WatermarkError } from '@tracemark/watermark';
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  argmax,
+  expectBadReadsRefused,
+  expectChunkedRead,
+  expectReadEqualsReference,
+  type ReadSubject,
+} from '../../watermark/test/support/read-contract';
 import { readPredictions, readWindows } from '../src/index';
 import { TINY_BOS, TINY_VOCAB } from './support/gguf';
 import { openTinyLlama, type TinyLlama } from './support/runtime';
@@ -39,65 +45,17 @@ async function nextLogits(prefix: readonly number[]): Promise<Float64Array> {
   return row;
 }
 
-function argmax(row: Float64Array): number {
-  let best = 0;
-  for (let t = 1; t < row.length; t++) if (row[t] > row[best]) best = t;
-  return best;
-}
-
-function logSoftmax(row: Float64Array): Float64Array {
-  const max = Math.max(...row);
-  let sum = 0;
-  for (const x of row) sum += Math.exp(x - max);
-  const lse = max + Math.log(sum);
-  return row.map((x) => x - lse);
-}
+/** The adapter's reader and its slow reference, for the shared contract checks. */
+const subject: ReadSubject = { read: (t, o) => readPredictions(sequence, t, o), nextLogits };
 
 describe('readPredictions in node-llama-cpp', () => {
   it('top-1 and top-5 of one pass equal the argmax and sorted log-softmax of each prefix evaluated alone', async () => {
-    const k = 5;
-    const read = await readPredictions(sequence, tokens, { topK: k });
-    const top1 = await readPredictions(sequence, tokens);
-    expect(read.positions).toBe(tokens.length);
-    expect(read.passes).toBe(1);
-    expect(read.predictions).toHaveLength(tokens.length + 1);
-    expect(read.predictions[0]).toBe(-1);
-    expect(top1.topIds).toBeUndefined();
-    expect(top1.predictions).toEqual(read.predictions);
-    for (let i = 1; i <= tokens.length; i++) {
-      const row = await nextLogits(tokens.slice(0, i));
-      expect(read.predictions[i]).toBe(argmax(row));
-      const logprobs = logSoftmax(row);
-      const order = Array.from(logprobs.keys()).sort((a, b) => logprobs[b] - logprobs[a]);
-      for (let j = 0; j < k; j++) {
-        expect(read.topIds![i * k + j]).toBe(order[j]);
-        expect(read.topLogprobs![i * k + j]).toBeCloseTo(logprobs[order[j]], 4);
-      }
-    }
+    await expectReadEqualsReference(subject, tokens, 5);
     expect(sequence.contextTokens).toEqual([]);
   });
 
   it('chunked: windows overlap by `overlap` tokens of context, each position is read once from its window', async () => {
-    const chunk = 8;
-    const overlap = 3;
-    const read = await readPredictions(sequence, tokens, { chunk, overlap });
-    const windows = readWindows(tokens.length, chunk, overlap);
-    expect(read.passes).toBe(windows.length);
-    expect(windows.length).toBeGreaterThan(2);
-    let covered = 0;
-    for (const { start, end, keepFrom } of windows) {
-      expect(end - start).toBeLessThanOrEqual(chunk);
-      if (start > 0) expect(keepFrom - start).toBe(overlap);
-      for (let t = keepFrom; t < end; t++) {
-        covered++;
-        expect(read.predictions[t + 1]).toBe(argmax(await nextLogits(tokens.slice(start, t + 1))));
-      }
-    }
-    expect(covered).toBe(tokens.length);
-    // A chunk as long as the text is one pass, the same as the default.
-    const whole = await readPredictions(sequence, tokens, { chunk: tokens.length });
-    expect(whole.passes).toBe(1);
-    expect(whole.predictions).toEqual((await readPredictions(sequence, tokens)).predictions);
+    await expectChunkedRead(subject, tokens, 8, 3);
   });
 
   it('a text longer than the context is read in windows of the context size by default', async () => {
@@ -121,15 +79,6 @@ describe('readPredictions in node-llama-cpp', () => {
   });
 
   it('rejects ids outside the vocabulary, an empty text and bad options, with one line', async () => {
-    for (const bad of [[TINY_BOS, TINY_VOCAB], [-1], [TINY_BOS, 1.5]]) {
-      const error = await readPredictions(sequence, bad).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(WatermarkError);
-      expect((error as WatermarkError).code).toBe('E_TOKEN_RANGE');
-      expect((error as Error).message).not.toContain('\n');
-    }
-    await expect(readPredictions(sequence, [])).rejects.toThrow(/no tokens/);
-    await expect(readPredictions(sequence, tokens, { topK: 21 })).rejects.toThrow(WatermarkError);
-    await expect(readPredictions(sequence, tokens, { chunk: 4096 })).rejects.toThrow(/context size/);
-    await expect(readPredictions(sequence, tokens, { chunk: 8, overlap: 8 })).rejects.toThrow(/overlap/);
+    await expectBadReadsRefused(subject, tokens, [[TINY_BOS, TINY_VOCAB], [-1], [TINY_BOS, 1.5]], 4096);
   });
 });

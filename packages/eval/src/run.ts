@@ -246,8 +246,9 @@ async function evaluate(config: EvalConfig, hooks: EvalHooks): Promise<EvalRepor
   const attackTools = attackToolsOf(reference, config, plain);
   const master = evalMasterKey(config.seed);
   const rows: EvalRow[] = [];
+  const plainPerplexity = perplexities(plain, reference, independent);
   const quality: QualityRow[] = [
-    qualityRow('plain', plain, plainGroups, plain, reference, independent, config),
+    qualityRow('plain', plain, plainGroups, plainPerplexity, reference, independent, config),
   ];
   const roc: RocCurve[] = [];
   const calibration: CalibrationRow[] = [];
@@ -268,7 +269,7 @@ async function evaluate(config: EvalConfig, hooks: EvalHooks): Promise<EvalRepor
         ...sampling,
         seed: `${config.seed}:${name}:groups`,
       });
-      quality.push(qualityRow(name, marked, groups, plain, reference, independent, config));
+      quality.push(qualityRow(name, marked, groups, plainPerplexity, reference, independent, config));
       lap(`${name}: generation`);
 
       const texts = scheme.maxTexts === undefined ? config.texts : Math.min(config.texts, scheme.maxTexts);
@@ -431,7 +432,9 @@ async function testArm(
       attacked = attackText(attack, original, i, length, samples[i].prompt, tools, config);
       cache.set(label, attacked);
     }
-    if (attack.kind !== 'none') results[c].editRate += editRate(original, attacked) / texts;
+    // The rows report the edits of the watermarked texts; the plain arm's would be computed for nothing.
+    if (arm === 'watermarked' && attack.kind !== 'none')
+      results[c].editRate += editRate(original, attacked) / texts;
     return attacked;
   };
   const record = (c: number, i: number, outcome: TestOutcome) => {
@@ -605,30 +608,38 @@ function calibrationRow(scheme: EvalSchemeName, length: number, plain: Float64Ar
   return { scheme, length, texts: n, below001: below001 / n, below01: below01 / n, within };
 }
 
+/** Perplexity of texts under the reference model and under the independent one. */
+function perplexities(
+  samples: GeneratedSample[],
+  reference: NgramModel,
+  independent: NgramModel,
+): { reference: number; independent: number } {
+  const texts = samples.map((s) => ({ prompt: s.prompt, tokens: s.output }));
+  return {
+    reference: perplexity(reference, texts).perplexity,
+    independent: perplexity(independent, texts).perplexity,
+  };
+}
+
 function qualityRow(
   scheme: EvalSchemeName | 'plain',
   texts: GeneratedSample[],
   groups: GeneratedSample[],
-  plain: GeneratedSample[],
+  plain: { reference: number; independent: number },
   reference: NgramModel,
   independent: NgramModel,
   config: EvalConfig,
 ): QualityRow {
-  const asTexts = (samples: GeneratedSample[]) =>
-    samples.map((s) => ({ prompt: s.prompt, tokens: s.output }));
-  const ppl = perplexity(reference, asTexts(texts)).perplexity;
-  const plainPpl = perplexity(reference, asTexts(plain)).perplexity;
-  const independentPpl = perplexity(independent, asTexts(texts)).perplexity;
-  const plainIndependentPpl = perplexity(independent, asTexts(plain)).perplexity;
+  const ppl = perplexities(texts, reference, independent);
   const grouped: number[][][] = [];
   for (let i = 0; i < groups.length; i += config.samplesPerPrompt)
     grouped.push(groups.slice(i, i + config.samplesPerPrompt).map((s) => s.output));
   return {
     scheme,
-    perplexityRatio: ppl / plainPpl,
-    independentPerplexityRatio: independentPpl / plainIndependentPpl,
-    perplexity: ppl,
-    independentPerplexity: independentPpl,
+    perplexityRatio: ppl.reference / plain.reference,
+    independentPerplexityRatio: ppl.independent / plain.independent,
+    perplexity: ppl.reference,
+    independentPerplexity: ppl.independent,
     distinct2: distinct2(texts.map((s) => s.output)),
     crossRequestRepeat: crossRequestRepeat(
       texts.map((s) => s.output),

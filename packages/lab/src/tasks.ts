@@ -250,12 +250,13 @@ async function runStudent(context: LabContext, task: StudentTask): Promise<Stude
   const rows: LabRow[] = [];
   for (const name of task.testSchemes) {
     const owner = task.teacher[name] ?? [];
+    const scheme = context.scheme(name);
     // Reading mode needs a context window: the Unigram watermark has none (see the verifier's readingSamples).
-    const modes = config.modes.filter((mode) => mode === 'closed' || context.scheme(name).contextWidth > 0);
+    const modes = config.modes.filter((mode) => mode === 'closed' || scheme.contextWidth > 0);
     for (const mode of modes) {
       rows.push(
         mode === 'closed'
-          ? labRow(context, task.rho, name, closedEvidence(config, probes, owner), student, {
+          ? labRow(context, task.rho, name, scheme, closedEvidence(config, probes, owner), student, {
               trainMs,
               probeMs,
             })
@@ -263,6 +264,7 @@ async function runStudent(context: LabContext, task: StudentTask): Promise<Stude
               context,
               task.rho,
               name,
+              scheme,
               readEvidence(student.model, owner, `${config.seed}:read:${name}:${task.rho}`),
               student,
               { trainMs, probeMs: 0 },
@@ -344,12 +346,12 @@ function labRow(
   context: LabContext,
   rho: number,
   name: LabSchemeName,
+  scheme: Scheme,
   evidence: RowEvidence,
   student: ReturnType<typeof distillStudent>,
   timings: { trainMs: number; probeMs: number },
 ): LabRow {
   const { config } = context;
-  const scheme = context.scheme(name);
   let at = performance.now();
   const { tape, result } = evidence.test(scheme);
   const unfiltered = evidence.unfiltered(scheme, result);
