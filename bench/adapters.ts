@@ -57,7 +57,8 @@ async function compare(
 function schemes(vocabSize: number): Record<'kgw' | 'gumbel' | 'synthid', Scheme> {
   return {
     kgw: createScheme({ scheme: 'kgw', gamma: 0.25, delta: 2, vocabSize }, key),
-    gumbel: createScheme({ scheme: 'gumbel', vocabSize }, key),
+    // Argmax Gumbel-max (softness 0), the draw these rows were measured with; the watermark suite has GumbelSoft.
+    gumbel: createScheme({ scheme: 'gumbel', vocabSize, softness: 0 }, key),
     synthid: createScheme({ scheme: 'synthid', depth: 30, vocabSize }, key),
   };
 }

@@ -146,7 +146,7 @@ export async function ngramSections(): Promise<Section[]> {
   for (const [label, spec] of [
     ['logits + GenerationSession, watermark off', null],
     ['logits + GenerationSession, KGW h=1', { scheme: 'kgw', contextWidth: 1 }],
-    ['logits + GenerationSession, Gumbel-max h=4', { scheme: 'gumbel', contextWidth: 4 }],
+    ['logits + GenerationSession, Gumbel-max h=4', { scheme: 'gumbel', contextWidth: 4, softness: 0 }],
   ] as const) {
     const perToken = await generationStep(model, starts, spec);
     genRows.push([label, fmt.micro(perToken), Math.round(1 / perToken).toLocaleString('en')]);
@@ -155,7 +155,10 @@ export async function ngramSections(): Promise<Section[]> {
   for (const [label, spec] of [
     ['topCandidates(40) + nextFromCandidates, watermark off', null],
     ['topCandidates(40) + nextFromCandidates, KGW h=1', { scheme: 'kgw', contextWidth: 1 }],
-    ['topCandidates(40) + nextFromCandidates, Gumbel-max h=4', { scheme: 'gumbel', contextWidth: 4 }],
+    [
+      'topCandidates(40) + nextFromCandidates, Gumbel-max h=4',
+      { scheme: 'gumbel', contextWidth: 4, softness: 0 },
+    ],
     ['topCandidates(40) + nextFromCandidates, SynthID m=30 h=4', { scheme: 'synthid', contextWidth: 4 }],
   ] as const) {
     const perToken = await candidateGeneration(model, starts, spec);

@@ -9,7 +9,9 @@ const SCHEMES: { label: string; spec: Record<string, unknown> }[] = [
   { label: 'KGW h=4 min', spec: { scheme: 'kgw', contextWidth: 4, hashing: 'min' } },
   { label: 'KGW h=4 self', spec: { scheme: 'kgw', contextWidth: 4, hashing: 'self' } },
   { label: 'Unigram (KGW h=0)', spec: { scheme: 'unigram' } },
-  { label: 'Gumbel-max h=4', spec: { scheme: 'gumbel', contextWidth: 4 } },
+  // The Gumbel default samples with GumbelSoft (softness 0.4); argmax (softness 0) is the distortion-free draw.
+  { label: 'Gumbel h=4 (GumbelSoft τ=0.4, default)', spec: { scheme: 'gumbel', contextWidth: 4 } },
+  { label: 'Gumbel-max h=4 argmax (τ=0)', spec: { scheme: 'gumbel', contextWidth: 4, softness: 0 } },
   { label: 'SynthID m=30 h=4', spec: { scheme: 'synthid', depth: 30, contextWidth: 4 } },
 ];
 
