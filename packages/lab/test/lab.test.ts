@@ -321,6 +321,8 @@ describe('lab errors', () => {
     ],
     [{ samples: 0 }, 'E_USAGE', /--samples must be an integer in \[1, /],
     [{ workers: 0 }, 'E_USAGE', /--workers must be an integer in \[1, /],
+    [{ modes: ['open'] }, 'E_USAGE', /unknown mode "open"; expected closed, read/],
+    [{ modes: [] }, 'E_USAGE', /--mode needs at least one mode/],
     [{ profile: 'nope' }, 'E_USAGE', /unknown profile "nope"; expected default, quick, demo, demo-test/],
     [{ profile: 'demo', quick: true }, 'E_USAGE', /--quick is the quick profile/],
     [{ corpus: join(dir, 'no-such-corpus') }, 'E_INPUT', /--corpus .*no-such-corpus does not exist/],
