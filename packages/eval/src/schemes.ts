@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type GeneratedSample, generateSamples } from '@tracemark/lab';
 import type { NgramModel } from '@tracemark/ngram';
-import { createWorkerPool, detectTokens } from '@tracemark/verifier';
+import { createWorkerPool, detectTokens, stopWorkerPool } from '@tracemark/verifier';
 import {
   createInteropScheme,
   createRng,
@@ -163,7 +163,7 @@ function expEditScheme(vocabSize: number, config: EvalConfig): EvalScheme {
       : {
           testBatch: async (jobs) =>
             (await Promise.all(jobs.map((job) => pool.run(job) as Promise<number>))).map(outcome),
-          close: () => pool.destroy(),
+          close: () => stopWorkerPool(pool),
         }),
     hasFullPValues: false,
     maxTexts: config.expEditTexts,

@@ -1,6 +1,6 @@
 import { arch, availableParallelism, cpus, platform } from 'node:os';
 import { O200K_VOCAB_SIZE } from '@tracemark/ngram';
-import { createWorkerPool, kolmogorovSmirnovUniform } from '@tracemark/verifier';
+import { createWorkerPool, kolmogorovSmirnovUniform, stopWorkerPool } from '@tracemark/verifier';
 import { canonicalSpec } from '@tracemark/watermark';
 import {
   LAB_MODES,
@@ -122,32 +122,19 @@ function createRunner(config: LabConfig): TaskRunner {
   } catch (error) {
     throw errorFrom(errorMessage(error));
   }
-  // Tasks in flight: when one fails the run stops, and the pool may only be destroyed once the others have
-  // answered (a reply that reaches a destroyed pool is an uncaught error in piscina).
-  const inFlight = new Set<Promise<LabTaskReply>>();
-  let closed = false;
   return {
     workers: config.workers,
     async run(task) {
-      if (closed) fail('E_INTERNAL', 'the lab was stopped');
       let reply: LabTaskReply;
-      const running = pool.run(task) as Promise<LabTaskReply>;
-      inFlight.add(running);
       try {
-        reply = await running;
+        reply = await pool.run(task);
       } catch (error) {
         // The thread itself failed (not the task, whose errors come back as replies).
         throw errorFrom({ code: 'E_INTERNAL', message: `lab worker failed: ${errorMessage(error).message}` });
-      } finally {
-        inFlight.delete(running);
       }
       return unwrap(reply);
     },
-    async close() {
-      closed = true;
-      await Promise.allSettled(inFlight);
-      await pool.destroy();
-    },
+    close: () => stopWorkerPool(pool),
   };
 }
 

@@ -108,4 +108,4 @@ export {
   type WindowFilter,
 } from './tape';
 export { customTokenizer, type Encoding, loadTokenizer, type Tokenizer } from './tokenizers/index';
-export { builtWorker, createWorkerPool, type WorkerPoolOptions } from './workers';
+export { builtWorker, createWorkerPool, stopWorkerPool, type WorkerPoolOptions } from './workers';

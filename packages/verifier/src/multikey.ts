@@ -3,7 +3,7 @@ import type { MasterKey, Scheme } from '@tracemark/watermark';
 import * as watermark from '@tracemark/watermark';
 import { fail } from './errors';
 import type { CountedTape } from './tape';
-import { createWorkerPool } from './workers';
+import { createWorkerPool, stopWorkerPool } from './workers';
 
 /**
  * Score sums of one key-independent tape under many keys (tenants of one or more master keys): the work of
@@ -84,7 +84,7 @@ export async function scoreKeys(
       );
       return { sums: sums.flat(), threads };
     } finally {
-      await pool.destroy();
+      await stopWorkerPool(pool);
     }
   }
   return { sums: scoreBatch(job(requests, ids)), threads: 1 };

@@ -44,3 +44,12 @@ export function createWorkerPool(specifier: string, from: string | URL, options:
     execArgv: [],
   });
 }
+
+/**
+ * Stops a pool made by `createWorkerPool`: tasks not started are dropped and the pool is destroyed once the
+ * running ones have answered. A run that stops on its first failed task would otherwise destroy the pool under
+ * its siblings, and their late replies are uncaught errors in piscina ("Unexpected message from Worker").
+ */
+export function stopWorkerPool(pool: Piscina): Promise<void> {
+  return pool.close({ force: true });
+}

@@ -1,4 +1,4 @@
-import { createWorkerPool, VerifierError, type VerifierErrorCode } from '@tracemark/verifier';
+import { createWorkerPool, stopWorkerPool, VerifierError, type VerifierErrorCode } from '@tracemark/verifier';
 import { fail } from '../errors';
 import {
   SCAN_WORKER_STARTED,
@@ -149,7 +149,7 @@ export async function scanCorpus(
     }
     while (inFlight.length > 0) await flush();
   } finally {
-    await pool.destroy();
+    await stopWorkerPool(pool);
   }
   const seconds = (performance.now() - scanStarted) / 1000;
   const cpu = process.cpuUsage(cpuStarted);
