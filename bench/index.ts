@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { adapterSections } from './adapters';
+import { attributionSections } from './attribution';
 import { demoServerSections } from './demo-server';
 import { machineLine, renderTable, type Section } from './harness';
 import { interopSections } from './interop';
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
     interop: interopSections,
     ngram: ngramSections,
     investigate: investigateSections,
+    attribution: attributionSections,
     scan: scanSections,
     'demo-server': demoServerSections,
     adapters: adapterSections,

@@ -131,6 +131,23 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
       '--mode <closed,read>',
       "how each student is tested: closed (its answers are scored) and/or read (it reads the teacher's outputs; Sander et al.'s open-model test)",
     )
+    .option('--gamma <g>', 'green-list share γ of the chosen schemes (KGW family: kgw-h1, kgw-h2, unigram)')
+    .option('--delta <d>', 'green-list bias δ of the chosen schemes (KGW family)')
+    .option('--context-width <h>', 'context width h of the chosen schemes (all but unigram)')
+    .option('--teacher-order <n>', "n of the teacher's n-grams (2..5)")
+    .option('--student-order <n>', "n of the students' n-grams (2..5)")
+    .option('--prune <n>', 'the students drop the n-grams (orders ≥ 2) seen fewer than n times')
+    .option(
+      '--attack <a,b>',
+      'what the distiller does: none (default), paraphrase:<s>, filter:<s>, neutralise:<N> (docs/radioactivity.md)',
+    )
+    .option(
+      '--campaign',
+      "a harvesting campaign under the key hierarchy: organisations × accounts query a layered teacher; one organisation's student and its leaked harvest are traced (docs/radioactivity.md)",
+    )
+    .option('--organisations <n>', 'with --campaign: organisations (default 3)')
+    .option('--accounts <n>', 'with --campaign: accounts per organisation (default 8000)')
+    .option('--account-delta <d>', "with --campaign: the account layer's δ (default 2)")
     .option('--quiet', 'no progress and no summary table on standard output')
     .action(action(async () => (await import('./commands/lab')).runLabCommand));
 
@@ -141,7 +158,8 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
   )
     .option(
       '--schemes <a,b>',
-      `the schemes to compare (default all): ${'kgw-h1, kgw-selfhash, unigram, gumbel, gumbel-argmax, synthid, hf-kgw, exp-edit'}`,
+      'the schemes to compare (default all but the key hierarchy): kgw-h1, kgw-selfhash, unigram, gumbel, ' +
+        'gumbel-argmax, synthid, hf-kgw, exp-edit; kgw-accounts and kgw-accounts-id (the two layers of a text written for one account)',
     )
     .option('--lengths <n1,n2>', 'text lengths in tokens (default 25,50,100,200)')
     .option('--texts <n>', 'watermarked texts per scheme, and as many plain texts (default 300)')
@@ -249,11 +267,55 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
     .action(action(async () => (await import('./commands/probe')).runProbeCommand));
 
   command(
+    'read',
+    "reading mode: the suspect's top-1 next token at every position of the owner's texts, kept in the evidence store (resumable)",
+    '(--endpoint <base URL> --model <name> | --gguf <file> | --onnx <dir>) --texts <path> --store <evidence.db> [options]',
+  )
+    .option(
+      '--endpoint <base URL>',
+      'an OpenAI-compatible API that echoes prompts with logprobs (/v1/completions)',
+    )
+    .option('--model <name>', 'with --endpoint: the model to read')
+    .option('--gguf <file>', 'a local GGUF model (node-llama-cpp)')
+    .option('--onnx <dir>', 'a local ONNX causal LM folder (transformers.js)')
+    .option(
+      '--texts <file|dir|file.jsonl>',
+      'the owner\'s watermarked texts: a .txt file, a folder of them, or JSON Lines with "text" or "tokens"',
+    )
+    .option('--store <evidence.db>', 'the evidence store (created if missing)')
+    .option('--context <n>', "tokens per window (default: 1024, at most the model's context)")
+    .option(
+      '--overlap <n>',
+      'tokens of context a window repeats from the one before (default: half the window)',
+    )
+    .option('--tokenizer <name>', 'with --endpoint: the tokenizer of the texts (default: o200k_base)')
+    .option(
+      '--token-ids <param>',
+      'with --endpoint: return_token_ids, or return_tokens_as_token_ids (vLLM)',
+      'return_token_ids',
+    )
+    .option(
+      '--api-key-env <name>',
+      'with --endpoint: the environment variable holding the API key (default: OPENAI_API_KEY)',
+    )
+    .option(
+      '--spec <json|file>',
+      'the watermark spec: texts of at most its context width are not read, ids checked against its vocabSize',
+    )
+    .option('--limit <n>', 'read at most n windows in this run (run again to go on)')
+    .option('--timeout <s>', 'with --endpoint: seconds to wait for an answer', '120')
+    .option('--retries <n>', 'with --endpoint: retries of a failed request', '5')
+    .option('--quiet', 'no progress on standard error')
+    .option('--json', 'print the summary as one JSON object')
+    .addHelpText('after', `\n${EXIT_CODES}`)
+    .action(action(async () => (await import('./commands/read')).runReadCommand));
+
+  command(
     'verify',
     'radioactivity test of the stored outputs, with control keys and attribution',
     '--store <evidence.db> --key-file <file> --spec <json|file> [options]',
   )
-    .option('--store <evidence.db>', 'the evidence store filled by tracemark probe')
+    .option('--store <evidence.db>', 'the evidence store filled by tracemark probe or tracemark read')
     .option('--key-file <file>', "the owner's master key file")
     .option('--spec <json|file>', 'the watermark spec: JSON, or a file holding it')
     .option('--tenants <file>', 'tenant ids to attribute to: one per line, or a JSON array')
@@ -275,6 +337,30 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
     .option('--json', 'print the investigation as one JSON object')
     .addHelpText('after', `\n${EXIT_CODES}`)
     .action(action(async () => (await import('./commands/verify')).runVerifyCommand));
+
+  const attribute = command(
+    'attribute',
+    'which accounts a leaked dataset came from: the organisation layer and every candidate account of a layered spec (accountDelta), Holm-corrected',
+    '--dataset <file.jsonl> --accounts <file> --spec <json|file> (--key-file <file> | $TRACEMARK_KEY) [options]',
+  )
+    .option(
+      '--dataset <file.jsonl>',
+      'JSON Lines: {"text", "prompt"?} per line, or the OpenAI chat format {"messages": [...]}',
+    )
+    .option('--accounts <file>', 'the candidate account ids, one a line')
+    .option('--spec <json|file>', 'the layered kgw spec (accountDelta > 0): JSON, or a file holding it');
+  for (const option of keyOptions()) attribute.addOption(option);
+  attribute
+    .option('--tokenizer <name>', 'o200k_base, cl100k_base, or a tokenizer.json file', 'o200k_base')
+    .option('--tenant <id>', 'the tenant whose key signed the outputs, if the provider uses tenants')
+    .option('--alpha <a>', 'the level of the verdicts (Holm-adjusted for the accounts)', '1e-3')
+    .option('--threads <n>', 'worker threads for the account scores (default: automatic)')
+    .option('--on-bad-line <rule>', 'a malformed dataset line: fail (exit 2) or skip (counted)', 'fail')
+    .option('--top <n>', 'the other candidates listed after the attributed ones', '5')
+    .option('--json', 'print the attribution as one JSON object (every candidate, by adjusted p-value)')
+    .option('--quiet', 'no progress and no summary line on standard error')
+    .addHelpText('after', '\nexit codes: 0 ran (accounts attributed or not), 2 usage or input error')
+    .action(action(async () => (await import('./commands/attribute')).runAttributeCommand));
 
   command(
     'power',

@@ -136,7 +136,10 @@ async function loadInfo() {
   ]);
   $('fingerprint').textContent = info.keyFingerprint;
   const s = info.spec;
-  $('spec').textContent = s.scheme === 'kgw' ? `KGW γ=${s.gamma} δ=${s.delta} h=${s.contextWidth}` : s.scheme;
+  $('spec').textContent =
+    s.scheme === 'kgw'
+      ? `KGW γ=${s.gamma} δ=${s.delta} h=${s.contextWidth}${s.accountDelta ? ` + account layer δ=${s.accountDelta}` : ''}`
+      : s.scheme;
   labInfo = lab;
   const select = $('suspect');
   for (const model of lab.models) {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { probePrompts } from '@tracemark/lab';
 import { VerifierError } from '@tracemark/verifier';
-import { WatermarkError } from '@tracemark/watermark';
+import { ACCOUNT_LAYER_GAMMA, WatermarkError } from '@tracemark/watermark';
 import type { FastifyRequest } from 'fastify';
 import { canExplain, type Identity } from './auth';
 import type { ServerContext } from './context';
@@ -41,6 +41,9 @@ export type ApiContext = Pick<
   | 'lab'
   | 'profile'
   | 'plainLogprobs'
+  | 'accountLayer'
+  | 'servedSpec'
+  | 'tokenAccounts'
 >;
 
 /** Verifier and watermark errors are about the input: 400 with their (secret-free) message. */
@@ -119,6 +122,28 @@ export class TokenBudget {
   }
 }
 
+/**
+ * The account layer as /api/info publishes it: its δ and γ, the request field that names the account, and
+ * whether the bearer tokens carry accounts of their own (never the accounts or the tokens).
+ */
+function accountLayerInfo(ctx: ApiContext) {
+  return {
+    delta: (ctx.servedSpec as { accountDelta?: number }).accountDelta ?? 0,
+    gamma: ACCOUNT_LAYER_GAMMA,
+    accountField: 'user',
+    keyAccounts: {
+      apiToken: ctx.tokenAccounts.apiToken !== undefined,
+      explainToken: ctx.tokenAccounts.explainToken !== undefined,
+    },
+    precedence: 'key' as const,
+    description:
+      "tracemark-teacher's outputs carry the account named by the request's `user` field (1 to 256 characters, no " +
+      'NUL or line breaks), or, when the request carries a bearer token that has an account configured, that ' +
+      'account (it wins over `user`). Requests with neither carry the organisation layer only. Detection tests the ' +
+      'organisation layer; the account layer is attributed with the verifier (attributeAccounts).',
+  };
+}
+
 /** The routes under `/api`: open ones here, the ones that score text in `scoringRoutes`. */
 export const apiRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.get('/health', { schema: healthSchema }, async () => ({
@@ -128,7 +153,8 @@ export const apiRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
 
   app.get('/info', { schema: infoSchema }, async () => ({
     keyFingerprint: ctx.keyFingerprint,
-    spec: ctx.scheme.spec,
+    spec: ctx.servedSpec,
+    accountLayer: ctx.accountLayer ? accountLayerInfo(ctx) : null,
     labProfile: ctx.lab.profile,
     plainLogprobs: {
       enabled: ctx.plainLogprobs,

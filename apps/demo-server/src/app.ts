@@ -80,7 +80,8 @@ export function servedModels(models: ModelSet, config: Config, key: MasterKey): 
       role: 'teacher',
       description: `The teacher, an order-${models.teacher.order} n-gram model of ${models.lab.teacherBooks.length} Gutenberg book(s), with the watermark on.`,
       ngram: models.teacher,
-      scheme: servingScheme(config.spec, key, models.teacher),
+      // The full spec: with the account layer on, each request's account view of it embeds that account too.
+      scheme: servingScheme(config.servedSpec, key, models.teacher),
       watermarked: true,
       created: models.created,
     },
@@ -170,6 +171,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     },
     offload,
     plainLogprobs: config.plainLogprobs,
+    accountLayer: config.accountDelta > 0,
+    servedSpec: config.servedSpec,
+    tokenAccounts: config.tokenAccounts,
     scheme,
     keyFingerprint: key.fingerprint,
     limits: config.limits,
@@ -202,6 +206,10 @@ export async function createApp(options: AppOptions): Promise<App> {
     auth: new Auth(options.apiToken, {
       sessionTtlMs: options.uiSessionTtlMs,
       ...(config.explainToken === undefined ? {} : { explainToken: config.explainToken }),
+      accounts: {
+        'api-token': config.tokenAccounts.apiToken,
+        'explain-token': config.tokenAccounts.explainToken,
+      },
     }),
   });
   await app.register(servingRoutes, { prefix: '/v1', ctx });

@@ -51,13 +51,26 @@ function digest(text: string): Buffer {
 export class Auth {
   readonly #tokenDigest: Buffer;
   readonly #explainDigest: Buffer | null;
+  readonly #accounts: Partial<Record<Identity, string>>;
   readonly #sessions = new Map<string, number>();
   readonly sessionTtlMs: number;
   readonly #maxSessions = 256;
 
-  constructor(apiToken: string, options: { sessionTtlMs?: number; explainToken?: string } = {}) {
+  /**
+   * `accounts`: the account a token embeds in the teacher's outputs (account layer), per identity; UI sessions
+   * carry none.
+   */
+  constructor(
+    apiToken: string,
+    options: {
+      sessionTtlMs?: number;
+      explainToken?: string;
+      accounts?: { 'api-token'?: string; 'explain-token'?: string };
+    } = {},
+  ) {
     this.#tokenDigest = digest(apiToken);
     this.#explainDigest = options.explainToken === undefined ? null : digest(options.explainToken);
+    this.#accounts = { ...options.accounts };
     this.sessionTtlMs = options.sessionTtlMs ?? 15 * 60_000;
   }
 
@@ -98,11 +111,20 @@ export class Auth {
     return identity;
   }
 
+  /** The identity of the request's bearer token when it carries a valid one, else null (never throws). */
+  identifyRequest(request: FastifyRequest): Identity | null {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    return match ? this.identify(match[1]) : null;
+  }
+
   /** The rate-limit key of a request: its valid identity, else its address. */
   rateKey(request: FastifyRequest): string {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
-    const identity = match ? this.identify(match[1]) : null;
-    return identity ?? `ip:${request.ip}`;
+    return this.identifyRequest(request) ?? `ip:${request.ip}`;
+  }
+
+  /** The account configured for an identity's token (TRACEMARK_API_TOKEN_ACCOUNT, …), if any. */
+  accountOf(identity: Identity | null): string | undefined {
+    return identity === null ? undefined : this.#accounts[identity];
   }
 
   /**

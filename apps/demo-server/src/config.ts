@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LabProfileName } from '@tracemark/lab';
-import { canonicalSpec, parseSpec, type SchemeSpec } from '@tracemark/watermark';
+import { canonicalSpec, checkAccountId, parseSpec, type SchemeSpec } from '@tracemark/watermark';
 
 /** The lab profile each TRACEMARK_PROFILE value builds the models from: the documented names stay. */
 const LAB_PROFILE_OF = { full: 'demo', test: 'demo-test' } as const satisfies Record<string, LabProfileName>;
@@ -15,6 +15,12 @@ export const DEFAULT_SPEC = {
   delta: 2,
   contextWidth: 1,
 } as const;
+
+/**
+ * The account layer's δ (TRACEMARK_ACCOUNT_DELTA) where the spec allows one (KGW with left hashing): every
+ * teacher output also carries the account that asked for it. 0 turns the layer off.
+ */
+export const DEFAULT_ACCOUNT_DELTA = 2;
 
 export interface RateLimits {
   /** Requests per minute to POST /api/detect, per identity (each token; all UI sessions share one). */
@@ -69,7 +75,19 @@ export interface Config {
   modelDir: string;
   /** The lab profile of the models ('demo', or 'demo-test' for TRACEMARK_PROFILE=test). */
   profile: LabProfileName;
+  /**
+   * The organisation layer's spec (no `accountDelta`): what detection tests, and what the models were built with.
+   */
   spec: SchemeSpec;
+  /** The account layer's δ (TRACEMARK_ACCOUNT_DELTA; 0: one layer, the teacher embeds no account). */
+  accountDelta: number;
+  /** The teacher's full spec: `spec` with `accountDelta` when the account layer is on, else `spec` itself. */
+  servedSpec: SchemeSpec;
+  /**
+   * The account each bearer token embeds in the teacher's outputs (TRACEMARK_API_TOKEN_ACCOUNT,
+   * TRACEMARK_EXPLAIN_TOKEN_ACCOUNT); it wins over the request's `user` field.
+   */
+  tokenAccounts: { apiToken?: string; explainToken?: string };
   /** The bearer token from TRACEMARK_API_TOKEN, if set. */
   apiToken: string | undefined;
   /** The explain token from TRACEMARK_EXPLAIN_TOKEN, if set: the one token (besides UI sessions) shown per-token scores. */
@@ -143,6 +161,54 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return value;
 }
 
+function decimal(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a number from ${min} to ${max}; got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function account(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  try {
+    checkAccountId(raw);
+  } catch (error) {
+    throw new ConfigError(`${name}: ${(error as Error).message}`);
+  }
+  return raw;
+}
+
+/**
+ * The account layer's δ and the served spec: TRACEMARK_ACCOUNT_DELTA, else an `accountDelta` in TRACEMARK_SPEC,
+ * else DEFAULT_ACCOUNT_DELTA where the spec allows a layer (KGW with left hashing) and 0 elsewhere.
+ */
+function accountLayer(
+  env: NodeJS.ProcessEnv,
+  full: SchemeSpec,
+): { spec: SchemeSpec; accountDelta: number; servedSpec: SchemeSpec } {
+  const { accountDelta: inSpec, ...rest } = full as SchemeSpec & { accountDelta?: number };
+  const spec = parseSpec(rest);
+  const allowed = spec.scheme === 'kgw' && (spec as { hashing?: string }).hashing === 'left';
+  const accountDelta = decimal(
+    env,
+    'TRACEMARK_ACCOUNT_DELTA',
+    inSpec ?? (allowed ? DEFAULT_ACCOUNT_DELTA : 0),
+    0,
+    1_000,
+  );
+  if (accountDelta === 0) return { spec, accountDelta, servedSpec: spec };
+  if (!allowed) {
+    throw new ConfigError(
+      'TRACEMARK_ACCOUNT_DELTA: the account layer needs a kgw spec with left hashing; set it to 0 for this spec',
+    );
+  }
+  return { spec, accountDelta, servedSpec: parseSpec({ ...spec, accountDelta }) };
+}
+
 /** Reads the configuration from the environment; throws ConfigError with a one-line reason. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST?.trim() || '127.0.0.1';
@@ -176,6 +242,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (explainToken !== undefined && explainToken === apiToken) {
     throw new ConfigError('TRACEMARK_EXPLAIN_TOKEN must differ from TRACEMARK_API_TOKEN');
   }
+  const layers = accountLayer(env, parseSpec(JSON.parse(canonicalSpec(spec))));
+  const apiTokenAccount = account(env, 'TRACEMARK_API_TOKEN_ACCOUNT');
+  const explainTokenAccount = account(env, 'TRACEMARK_EXPLAIN_TOKEN_ACCOUNT');
   const logLevel = env.TRACEMARK_LOG_LEVEL?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(
@@ -188,7 +257,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     modelDir: resolve(env.TRACEMARK_MODEL_DIR?.trim() || join(dataDir, 'models')),
     profile,
-    spec: parseSpec(JSON.parse(canonicalSpec(spec))),
+    spec: layers.spec,
+    accountDelta: layers.accountDelta,
+    servedSpec: layers.servedSpec,
+    tokenAccounts: {
+      ...(apiTokenAccount === undefined ? {} : { apiToken: apiTokenAccount }),
+      ...(explainTokenAccount === undefined ? {} : { explainToken: explainTokenAccount }),
+    },
     apiToken,
     explainToken,
     plainLogprobs: env.TRACEMARK_PLAIN_LOGPROBS === '1',

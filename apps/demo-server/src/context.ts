@@ -1,6 +1,6 @@
 import type { LabFacts, LabProfile } from '@tracemark/lab';
 import type { Tokenizer } from '@tracemark/verifier';
-import type { Scheme } from '@tracemark/watermark';
+import type { Scheme, SchemeSpec } from '@tracemark/watermark';
 import type { Limits, RateLimits } from './config';
 import type { ServedModel } from './generate';
 import type { JobRunner, JobStore } from './jobs';
@@ -68,7 +68,13 @@ export interface ServerContext {
   offload: Offload;
   /** Whether tracemark-teacher-plain returns logprobs. */
   plainLogprobs: boolean;
-  /** The teacher's keyed scheme, for detection and verification. */
+  /** Whether the teacher's outputs carry an account layer (TRACEMARK_ACCOUNT_DELTA > 0). */
+  accountLayer: boolean;
+  /** The teacher's full spec (with `accountDelta` when the account layer is on): what /api/info publishes. */
+  servedSpec: SchemeSpec;
+  /** Whether a token has an account configured (which /api/info says, never the account or the token). */
+  tokenAccounts: { apiToken?: string; explainToken?: string };
+  /** The teacher's keyed scheme (its organisation layer), for detection and verification. */
   scheme: Scheme;
   keyFingerprint: string;
   limits: Limits;

@@ -41,6 +41,28 @@ export interface ChoiceOptions {
   /** null: no log-probabilities; k ≥ 0: the chosen token's, and the k most likely. */
   logprobs: number | null;
   bytes: TokenBytes;
+  /**
+   * The scheme this choice runs with instead of the model's: the teacher's view for the request's account
+   * (`schemeForAccount`). Absent: the model's own.
+   */
+  scheme?: Scheme;
+}
+
+/**
+ * The scheme a request to `model` generates with: for a watermarked model whose scheme has an account layer,
+ * its view that embeds `account` too (`forAccount`: shares the model's PRFs and green-list cache); otherwise, or
+ * without an account, the model's own (the organisation layer alone).
+ */
+export function schemeForAccount(model: ServedModel, account: string | undefined): Scheme {
+  const scheme = model.scheme as Scheme & { forAccount?: (account: string | undefined) => Scheme };
+  if (account === undefined || !model.watermarked) return scheme;
+  if ((scheme.spec as { accountDelta?: number }).accountDelta === undefined) return scheme;
+  // A layered spec whose scheme cannot embed accounts would silently drop them: fail instead (a stale build).
+  if (typeof scheme.forAccount !== 'function')
+    throw new Error(
+      'the served scheme has an account layer but no forAccount (rebuild @tracemark/watermark)',
+    );
+  return scheme.forAccount(account);
 }
 
 /**
@@ -64,7 +86,7 @@ export class ChoiceRun {
   constructor(options: ChoiceOptions, logits: Float32Array) {
     this.options = options;
     const { model } = options;
-    this.session = new GenerationSession(model.scheme, {
+    this.session = new GenerationSession(options.scheme ?? model.scheme, {
       prompt: options.prompt,
       seed: options.seed,
       watermark: model.watermarked,

@@ -89,7 +89,14 @@ function samplingProperties(limits: Limits) {
         Type.Object({ include_usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
       ),
     ),
-    user: Type.Optional(Type.String({ maxLength: 256 })),
+    user: Type.Optional(
+      Type.String({
+        maxLength: 256,
+        description:
+          "The account tracemark-teacher's output carries (account layer; 1 to 256 characters, no NUL or line " +
+          "breaks). A bearer token's configured account wins over it. See /api/info's accountLayer.",
+      }),
+    ),
     presence_penalty: Type.Optional(Nullable(Type.Number({ minimum: -2, maximum: 2 }))),
     frequency_penalty: Type.Optional(Nullable(Type.Number({ minimum: -2, maximum: 2 }))),
     logit_bias: Type.Optional(Nullable(numberMap)),
@@ -523,6 +530,24 @@ export const infoSchema = {
     200: Type.Object({
       keyFingerprint: Type.String(),
       spec,
+      accountLayer: Nullable(
+        Type.Object(
+          {
+            delta: Type.Number({ description: "The account layer's δ (the spec's accountDelta)." }),
+            gamma: Type.Number({ description: "The account layer's γ: 0.5." }),
+            accountField: Type.String({ description: 'The request field that names the account: user.' }),
+            keyAccounts: Type.Object({ apiToken: Type.Boolean(), explainToken: Type.Boolean() }),
+            precedence: StringEnum(['key'], {
+              description: "A bearer token's account wins over the request's user field.",
+            }),
+            description: Type.String(),
+          },
+          {
+            description:
+              'The account layer (null when off): each teacher output also carries the account that asked for it.',
+          },
+        ),
+      ),
       labProfile: Type.String(),
       plainLogprobs: Type.Object({ enabled: Type.Boolean(), reason: Type.String() }),
       detection: Type.Object({

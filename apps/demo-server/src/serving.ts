@@ -1,10 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
+import { checkAccountId } from '@tracemark/watermark';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context';
 import { ApiError, invalid } from './errors';
-import { ChoiceRun, type FinishReason, runChoices, type ServedModel, type TokenLogprob } from './generate';
+import {
+  ChoiceRun,
+  type FinishReason,
+  runChoices,
+  type ServedModel,
+  schemeForAccount,
+  type TokenLogprob,
+} from './generate';
 import { clientSignal } from './offload';
 import { type PromptReading, readPrompts } from './reading';
 import {
@@ -33,6 +41,7 @@ export type ServingContext = Pick<
   | 'shutdown'
   | 'servesLoopback'
   | 'plainLogprobs'
+  | 'accountLayer'
 >;
 
 /** What both endpoints resolve a request to. */
@@ -52,6 +61,34 @@ interface Plan {
   echo: boolean;
   /** With `echo`: add `token_ids` and `top_token_ids` (the `return_token_ids` extension). */
   returnTokenIds: boolean;
+  /** The account the teacher's output embeds (account layer): the key's, else `user`; undefined: none. */
+  account: string | undefined;
+}
+
+/**
+ * The account a request's watermark carries beside the organisation layer: the account configured for the bearer
+ * token it authenticated with, else its `user` field, else none. `user` is checked as an account id (1 to 256
+ * characters, no NUL or line breaks) whenever the account layer is on, even when the key's account wins; with
+ * the layer off it is ignored, as before.
+ */
+export function requestAccount(
+  ctx: Pick<ServingContext, 'accountLayer'>,
+  user: string | undefined,
+  keyAccount: string | undefined,
+): string | undefined {
+  if (!ctx.accountLayer) return undefined;
+  if (user !== undefined) {
+    try {
+      checkAccountId(user);
+    } catch {
+      throw invalid(
+        "Invalid 'user': the account id must be 1 to 256 characters without NUL or line breaks.",
+        'user',
+        'invalid_value',
+      );
+    }
+  }
+  return keyAccount ?? user;
 }
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(15).toString('base64url')}`;
@@ -74,8 +111,10 @@ function commonPlan(
   maxTokensParam: string,
   maxTokens: number | null | undefined,
   defaultMax: number,
+  keyAccount: string | undefined,
 ) {
   const limits = ctx.limits;
+  const account = requestAccount(ctx, body.user, keyAccount);
   const model = resolveModel(ctx, body.model);
   const max = maxTokens ?? defaultMax;
   if (max > limits.maxTokens) {
@@ -117,6 +156,7 @@ function commonPlan(
     seed: body.seed == null ? undefined : String(body.seed),
     stream: body.stream === true,
     includeUsage: body.stream === true && body.stream_options?.include_usage === true,
+    account,
   };
 }
 
@@ -185,13 +225,18 @@ function checkEchoLength(ctx: ServingContext, prompts: number[][]): void {
   }
 }
 
-async function completionPlan(ctx: ServingContext, body: CompletionBody, signal: AbortSignal): Promise<Plan> {
+async function completionPlan(
+  ctx: ServingContext,
+  body: CompletionBody,
+  signal: AbortSignal,
+  keyAccount: string | undefined,
+): Promise<Plan> {
   const echo = body.echo === true;
   if (body.suffix != null && body.suffix !== '')
     throw invalid('suffix is not supported by this server.', 'suffix', 'unsupported_parameter');
   // Reading mode generates nothing: an echo request without max_tokens reads the prompt.
   const maxTokens = echo ? (body.max_tokens ?? 0) : body.max_tokens;
-  const common = commonPlan(ctx, body, 'max_tokens', maxTokens, DEFAULT_COMPLETION_TOKENS);
+  const common = commonPlan(ctx, body, 'max_tokens', maxTokens, DEFAULT_COMPLETION_TOKENS, keyAccount);
   if (echo && common.maxTokens > 0) {
     throw invalid(
       'echo is supported with max_tokens 0 only (reading the prompt); this server does not generate after an echoed prompt.',
@@ -239,7 +284,12 @@ export function chatPromptText(messages: ChatBody['messages']): string {
     .join('\n\n');
 }
 
-async function chatPlan(ctx: ServingContext, body: ChatBody, signal: AbortSignal): Promise<Plan> {
+async function chatPlan(
+  ctx: ServingContext,
+  body: ChatBody,
+  signal: AbortSignal,
+  keyAccount: string | undefined,
+): Promise<Plan> {
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const common = commonPlan(
     ctx,
@@ -247,6 +297,7 @@ async function chatPlan(ctx: ServingContext, body: ChatBody, signal: AbortSignal
     param,
     body.max_completion_tokens ?? body.max_tokens,
     DEFAULT_CHAT_TOKENS,
+    keyAccount,
   );
   if (body.top_logprobs != null && body.logprobs !== true) {
     throw invalid('top_logprobs needs logprobs set to true.', 'top_logprobs');
@@ -266,6 +317,8 @@ async function chatPlan(ctx: ServingContext, body: ChatBody, signal: AbortSignal
 function makeChoices(ctx: ServingContext, plan: Plan): ChoiceRun[] {
   const logits = new Float32Array(ctx.vocabSize);
   const runs: ChoiceRun[] = [];
+  // One view per request: every choice embeds the request's account.
+  const scheme = schemeForAccount(plan.model, plan.account);
   plan.prompts.forEach((prompt, p) => {
     for (let j = 0; j < plan.n; j++) {
       const index = p * plan.n + j;
@@ -282,6 +335,7 @@ function makeChoices(ctx: ServingContext, plan: Plan): ChoiceRun[] {
             seed: plan.seed === undefined ? undefined : `${plan.seed}/${index}`,
             logprobs: plan.logprobs,
             bytes: ctx.bytes,
+            scheme,
           },
           logits,
         ),
@@ -549,11 +603,15 @@ export const servingRoutes: FastifyPluginAsyncTypebox<{ ctx: ServingContext }> =
     const m = resolveModel(ctx, request.params.model);
     return { id: m.id, object: 'model' as const, created: m.created, owned_by: 'tracemark' };
   });
+  // The account of the bearer token the request carries: the one it authenticated with off loopback; on loopback,
+  // where these routes are open, a valid token that comes along still counts (an invalid one is ignored).
+  const keyAccount = (request: FastifyRequest) =>
+    app.auth.accountOf(request.identity ?? app.auth.identifyRequest(request));
   app.post('/completions', { schema: completionSchema(ctx.limits) }, async (request, reply) => {
-    const plan = await completionPlan(ctx, request.body, clientSignal(reply));
+    const plan = await completionPlan(ctx, request.body, clientSignal(reply), keyAccount(request));
     return plan.echo ? respondEcho(ctx, reply, plan) : respond(ctx, reply, 'completion', plan);
   });
   app.post('/chat/completions', { schema: chatSchema(ctx.limits) }, async (request, reply) =>
-    respond(ctx, reply, 'chat', await chatPlan(ctx, request.body, clientSignal(reply))),
+    respond(ctx, reply, 'chat', await chatPlan(ctx, request.body, clientSignal(reply), keyAccount(request))),
   );
 };

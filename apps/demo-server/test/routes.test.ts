@@ -342,6 +342,7 @@ describe('detection API', () => {
   it('serves the fingerprint and the public spec, and the lab facts', async () => {
     const info = (await call('GET', '/api/info')).json();
     expect(Object.keys(info).sort()).toEqual([
+      'accountLayer',
       'detection',
       'keyFingerprint',
       'labProfile',
@@ -359,6 +360,13 @@ describe('detection API', () => {
       gamma: 0.25,
       delta: 2,
       contextWidth: 1,
+      accountDelta: 2,
+    });
+    expect(info.accountLayer).toMatchObject({
+      delta: 2,
+      gamma: 0.5,
+      accountField: 'user',
+      precedence: 'key',
     });
     const lab = (await call('GET', '/api/lab')).json();
     expect(lab.profile).toBe(info.labProfile);

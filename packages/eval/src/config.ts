@@ -27,13 +27,34 @@ export const EVAL_SCHEMES = {
   },
   /** Kuditipudi et al. 2023, EXP-edit: a key sequence and a Levenshtein-aligned permutation test. */
   'exp-edit': { kind: 'exp-edit', spec: { scheme: 'exp-edit' } },
+  /**
+   * The key hierarchy (docs/design.md): KGW h = 1 with an account layer (accountDelta 2, the demo's), written for one account;
+   * tested on its organisation layer (the one-layer test of kgw-h1's key), and in `kgw-accounts-id` on the
+   * account's own layer (Binomial(N, 1/2)). Not in the default run: `--schemes kgw-h1,kgw-accounts,kgw-accounts-id`.
+   */
+  'kgw-accounts': {
+    kind: 'layered',
+    layer: 'organisation',
+    spec: { scheme: 'kgw', gamma: 0.25, delta: 2, contextWidth: 1, accountDelta: 2 },
+  },
+  'kgw-accounts-id': {
+    kind: 'layered',
+    layer: 'account',
+    spec: { scheme: 'kgw', gamma: 0.25, delta: 2, contextWidth: 1, accountDelta: 2 },
+  },
 } as const satisfies Record<
   string,
-  { kind: 'native' | 'interop' | 'exp-edit'; spec: Record<string, unknown> }
+  {
+    kind: 'native' | 'interop' | 'exp-edit' | 'layered';
+    spec: Record<string, unknown>;
+    layer?: 'organisation' | 'account';
+  }
 >;
 
 export type EvalSchemeName = keyof typeof EVAL_SCHEMES;
 export const EVAL_SCHEME_NAMES = Object.keys(EVAL_SCHEMES) as EvalSchemeName[];
+/** The schemes of a run without `--schemes`: every one but the key hierarchy's, which is compared on request. */
+export const DEFAULT_EVAL_SCHEMES = EVAL_SCHEME_NAMES.filter((name) => EVAL_SCHEMES[name].kind !== 'layered');
 
 export const DEFAULT_ATTACKS =
   'none,sub-0.1,sub-0.3,del-0.3,ins-0.3,copypaste-0.1,copypaste-0.25,paraphrase-0.5';
@@ -128,7 +149,7 @@ const MAX_LENGTH = 2000;
 
 export function resolveEvalConfig(options: EvalOptions): EvalConfig {
   const quick = options.quick === true;
-  const schemes = options.schemes ?? EVAL_SCHEME_NAMES;
+  const schemes = options.schemes ?? DEFAULT_EVAL_SCHEMES;
   if (schemes.length === 0) fail('E_USAGE', '--schemes needs at least one scheme');
   for (const name of schemes) {
     if (!Object.hasOwn(EVAL_SCHEMES, name))

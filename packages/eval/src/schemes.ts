@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type GeneratedSample, generateSamples } from '@tracemark/lab';
 import type { NgramModel } from '@tracemark/ngram';
-import { createWorkerPool, detectTokens, stopWorkerPool } from '@tracemark/verifier';
+import { accountLayerTest, createWorkerPool, detectTokens, stopWorkerPool } from '@tracemark/verifier';
 import {
   createInteropScheme,
   createRng,
@@ -71,6 +71,7 @@ export function evalScheme(
 ): EvalScheme {
   const entry = EVAL_SCHEMES[name];
   if (entry.kind === 'exp-edit') return expEditScheme(vocabSize, config);
+  if (entry.kind === 'layered') return layeredScheme(entry.spec, entry.layer, master, vocabSize);
   const keyed = (tenant?: string): Scheme =>
     entry.kind === 'native'
       ? createScheme({ ...entry.spec, vocabSize }, master, tenant === undefined ? {} : { tenant })
@@ -96,6 +97,51 @@ export function evalScheme(
     hasFullPValues: true,
     // Each plain text's own key builds its permutations anew (about 1 ms each): fewer texts keep the run short.
     ...(entry.kind === 'interop' ? { maxTexts: config.interopTexts } : {}),
+  };
+}
+
+/** The account every watermarked text of a key-hierarchy run is written for. */
+const EVAL_ACCOUNT = 'eval-account';
+
+/**
+ * KGW with an account layer (docs/design.md, "Key hierarchy"), written for EVAL_ACCOUNT. The organisation layer is
+ * tested as one-layer KGW is (the same key); the account layer by `accountLayerTest`, each plain text under an
+ * account of its own (`plain-<i>`) so that plain tests stay independent.
+ */
+function layeredScheme(
+  spec: Record<string, unknown>,
+  layer: 'organisation' | 'account',
+  master: MasterKey,
+  vocabSize: number,
+): EvalScheme {
+  const full = { ...spec, vocabSize };
+  const writer = createScheme(full, master, { account: EVAL_ACCOUNT });
+  const organisation = createScheme(full, master);
+  const orgTest =
+    (s: Scheme) =>
+    (tokens: readonly number[]): TestOutcome => {
+      const result = detectTokens(tokens, { scheme: s, window: true, perToken: false });
+      return { text: result.log10PValue, window: result.bestWindow?.correctedLog10PValue ?? 0 };
+    };
+  const accountTest =
+    (account: string) =>
+    (tokens: readonly number[]): TestOutcome => ({
+      text: accountLayerTest([{ prompt: [], output: tokens }], { spec: full, master, account }).log10PValue,
+      window: null,
+    });
+  return {
+    spec: { ...writer.spec },
+    testDescription:
+      layer === 'organisation'
+        ? `${EXACT_TEST}; the organisation layer of a text written for one account`
+        : "exact Binomial(N, 1/2) p-value of the account layer's green count for the writing account, each (context, token) pair once",
+    generate: (model, prompts, settings) => generateSamples(model, writer, prompts, settings),
+    test: layer === 'organisation' ? orgTest(organisation) : accountTest(EVAL_ACCOUNT),
+    plainTest: (index) =>
+      layer === 'organisation'
+        ? orgTest(createScheme(full, master, { tenant: `plain-${index}` }))
+        : accountTest(`plain-${index}`),
+    hasFullPValues: true,
   };
 }
 

@@ -132,8 +132,47 @@ export class ProbeClient {
     signal?: AbortSignal,
   ): Promise<Omit<ResponseRecord, 'endpoint'> & { endpoint: string }> {
     const body = this.requestBody(prompt, sample, parameters);
-    const requestBody = JSON.stringify(body);
     const path = parameters.api === 'chat' ? '/chat/completions' : '/completions';
+    const exchange = await this.post(path, body, { promptId: prompt.id, sample }, signal, (bytes) =>
+      parseCompletion(bytes, parameters.api, `${prompt.id}#${sample}`),
+    );
+    const parsed = exchange.parsed;
+    return {
+      promptId: prompt.id,
+      sample,
+      prompt: prompt.prompt,
+      system: prompt.system,
+      api: parameters.api,
+      endpoint: this.endpoint,
+      requestUrl: exchange.requestUrl,
+      requestBody: exchange.requestBody,
+      requestedModel: parameters.model,
+      reportedModel: parsed.model,
+      responseId: parsed.id,
+      httpStatus: exchange.httpStatus,
+      responseBody: exchange.responseBody,
+      responseSha256: exchange.responseSha256,
+      output: parsed.text,
+      finishReason: parsed.finishReason,
+      requestedAt: exchange.requestedAt,
+      receivedAt: exchange.receivedAt,
+      attempts: exchange.attempts,
+    };
+  }
+
+  /**
+   * POSTs one JSON body to `path` (under the endpoint) until an answer arrives or the retries run out, with the
+   * retry rules above; `parse` checks the body (a VerifierError or EvidenceError it throws is not retried).
+   * `what` names the request in retry reports. Returns the body as sent and the answer byte for byte.
+   */
+  async post<T>(
+    path: string,
+    body: Record<string, unknown>,
+    what: { promptId: string; sample: number },
+    signal: AbortSignal | undefined,
+    parse: (bytes: Uint8Array) => T,
+  ): Promise<Exchange<T>> {
+    const requestBody = JSON.stringify(body);
     const requestUrl = `${this.endpoint}${path}`;
     const requestedAt = new Date().toISOString();
     const { retries, timeoutMs } = this.#options;
@@ -150,24 +189,14 @@ export class ProbeClient {
         const bytes = new Uint8Array(await response.arrayBuffer());
         this.#answered = true;
         const receivedAt = new Date().toISOString();
-        const parsed = parseCompletion(bytes, parameters.api, `${prompt.id}#${sample}`);
+        const parsed = parse(bytes);
         return {
-          promptId: prompt.id,
-          sample,
-          prompt: prompt.prompt,
-          system: prompt.system,
-          api: parameters.api,
-          endpoint: this.endpoint,
           requestUrl,
           requestBody,
-          requestedModel: parameters.model,
-          reportedModel: parsed.model,
-          responseId: parsed.id,
           httpStatus: response.status,
           responseBody: bytes,
           responseSha256: sha256Hex(bytes),
-          output: parsed.text,
-          finishReason: parsed.finishReason,
+          parsed,
           requestedAt,
           receivedAt,
           attempts: attempt,
@@ -185,7 +214,7 @@ export class ProbeClient {
           `${requestUrl}: ${lastReason} (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'})`,
         );
       }
-      this.#options.onRetry?.({ promptId: prompt.id, sample, attempt, reason: lastReason, delayMs });
+      this.#options.onRetry?.({ ...what, attempt, reason: lastReason, delayMs });
       await sleep(delayMs, undefined, { signal });
     }
   }
@@ -274,9 +303,25 @@ function connectionCause(error: APIConnectionError): string {
 }
 
 function apiErrorDetail(error: APIError): string {
-  const inner = error.error as { message?: unknown } | undefined;
-  const message = typeof inner?.message === 'string' ? inner.message : '';
-  return message.split('\n')[0].slice(0, 300);
+  const inner = error.error as { message?: unknown; param?: unknown } | undefined;
+  const message = (typeof inner?.message === 'string' ? inner.message : '').split('\n')[0].slice(0, 300);
+  // The parameter a refusal names (OpenAI's error.param), when the message does not name it already.
+  const param = typeof inner?.param === 'string' ? inner.param.slice(0, 60) : '';
+  return param === '' || message.includes(param) ? message : `${message} (param ${param})`;
+}
+
+/** One request and its answer, as `ProbeClient.post` returns them. */
+export interface Exchange<T> {
+  requestUrl: string;
+  /** The request body exactly as sent (JSON text). */
+  requestBody: string;
+  httpStatus: number;
+  responseBody: Uint8Array;
+  responseSha256: string;
+  parsed: T;
+  requestedAt: string;
+  receivedAt: string;
+  attempts: number;
 }
 
 interface ParsedCompletion {

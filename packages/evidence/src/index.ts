@@ -1,4 +1,5 @@
 export {
+  type Exchange,
   ProbeClient,
   type ProbeClientOptions,
   type ProbeParameters,
@@ -17,14 +18,42 @@ export {
   promptId,
   readPromptBank,
 } from './prompts';
+export {
+  EndpointReader,
+  type EndpointReaderOptions,
+  firstKept,
+  localReadingBody,
+  parseEchoReading,
+  type ReadBinding,
+  type ReadInput,
+  type ReadRunOptions,
+  type ReadRunSummary,
+  type ReadWindow,
+  readBinding,
+  runRead,
+  type StoredReadTexts,
+  storedReadTexts,
+  textWindows,
+  type WindowPredictions,
+  type WindowReader,
+  type WindowReading,
+  windowPredictions,
+} from './read';
 export { encodeIds, promptTextOf, sampleOf } from './samples';
 export {
   EvidenceStore,
   type ProbeApi,
+  type ReadingRecord,
+  type ReadSourceKind,
+  type ReadTextRecord,
   type ResponseRecord,
   type RunRecord,
+  readingKey,
+  readTextId,
   responseKey,
   STORE_SCHEMA_VERSION,
+  type StoredReading,
   type StoredResponse,
+  type StoreMode,
   sha256Hex,
 } from './store';

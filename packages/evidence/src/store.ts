@@ -123,6 +123,111 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 `;
 
+/**
+ * Reading mode (`tracemark read`): the owner's texts as token ids, and one row per (text, window) read from the
+ * suspect: the window's token range, the source, the request as sent (endpoint) and the answer byte for byte with
+ * its SHA-256 (for a local model, the predictions it gave as JSON). Added to schema 1 without a version bump:
+ * a store created before them gets them when a read opens it, and readers treat their absence as no readings.
+ */
+const READING_SCHEMA = `
+CREATE TABLE IF NOT EXISTS read_texts (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  text_id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  tokens TEXT NOT NULL,
+  token_count INTEGER NOT NULL,
+  added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS readings (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id INTEGER NOT NULL REFERENCES runs (id),
+  text_id TEXT NOT NULL REFERENCES read_texts (text_id),
+  window INTEGER NOT NULL,
+  start INTEGER NOT NULL,
+  end INTEGER NOT NULL,
+  keep_from INTEGER NOT NULL,
+  source_kind TEXT NOT NULL,
+  source TEXT NOT NULL,
+  request_url TEXT,
+  request_body TEXT NOT NULL,
+  requested_model TEXT,
+  reported_model TEXT,
+  http_status INTEGER,
+  response_body BLOB NOT NULL,
+  response_sha256 TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  UNIQUE (text_id, window)
+);
+`;
+
+/** Where a reading came from: an OpenAI-compatible endpoint (echo), a GGUF file, an ONNX model folder. */
+export type ReadSourceKind = 'endpoint' | 'gguf' | 'onnx';
+
+/** What a store holds: probe responses (closed mode) or readings (reading mode), never both. */
+export type StoreMode = 'closed' | 'read';
+
+/** An owner text as read: its id (SHA-256 of its token ids as a JSON array), a name, and the ids. */
+export interface ReadTextRecord {
+  textId: string;
+  /** Where the text came from (file name, or file:line for JSON Lines). */
+  name: string;
+  tokens: number[];
+}
+
+export interface ReadingRecord {
+  textId: string;
+  window: number;
+  /** The window's tokens [start, end) and the first position whose prediction it keeps. */
+  start: number;
+  end: number;
+  keepFrom: number;
+  sourceKind: ReadSourceKind;
+  /** The endpoint URL (without credentials), the GGUF file or the ONNX folder. */
+  source: string;
+  /** The URL the request went to (endpoint only). */
+  requestUrl: string | null;
+  /** The request body exactly as sent (endpoint; headers, which carry the API key, are not stored), or the local read's settings. */
+  requestBody: string;
+  requestedModel: string | null;
+  reportedModel: string | null;
+  httpStatus: number | null;
+  /** The response body (endpoint) or the predictions JSON (local model), byte for byte, and its SHA-256. */
+  responseBody: Uint8Array;
+  responseSha256: string;
+  requestedAt: string;
+  receivedAt: string;
+  attempts: number;
+}
+
+export interface StoredReading extends ReadingRecord {
+  seq: number;
+  runId: number;
+}
+
+interface ReadingRow {
+  seq: number;
+  run_id: number;
+  text_id: string;
+  window: number;
+  start: number;
+  end: number;
+  keep_from: number;
+  source_kind: ReadSourceKind;
+  source: string;
+  request_url: string | null;
+  request_body: string;
+  requested_model: string | null;
+  reported_model: string | null;
+  http_status: number | null;
+  response_body: Buffer;
+  response_sha256: string;
+  requested_at: string;
+  received_at: string;
+  attempts: number;
+}
+
 export { sha256Hex };
 
 const now = () => new Date().toISOString();
@@ -174,6 +279,7 @@ export class EvidenceStore {
         if (tables.n > 0) fail('E_INPUT', `${path} is an SQLite database but not a tracemark evidence store`);
         if (!options.create) fail('E_INPUT', `${path} is not a tracemark evidence store`);
         db.exec(SCHEMA);
+        db.exec(READING_SCHEMA);
         db.prepare('INSERT INTO meta (key, value) VALUES (?, ?), (?, ?)').run(
           'schema_version',
           String(STORE_SCHEMA_VERSION),
@@ -194,6 +300,8 @@ export class EvidenceStore {
           `${path} has evidence store schema ${Number.isFinite(version) ? version : 'unknown'}; this tracemark reads schema ${STORE_SCHEMA_VERSION}`,
         );
       }
+      // A writer brings a store made before reading mode up to date (the tables are additive).
+      if (options.create) db.exec(READING_SCHEMA);
       return new EvidenceStore(path, db);
     } catch (error) {
       db.close();
@@ -220,6 +328,7 @@ export class EvidenceStore {
 
   /** The model whose evidence this store holds: set by the first probe; a probe of another model is refused. */
   bindModel(model: string): void {
+    this.bindMode('closed');
     const bound = this.getMeta('model');
     if (bound === undefined) this.setMeta('model', model);
     else if (bound !== model) {
@@ -257,6 +366,32 @@ export class EvidenceStore {
     if (held !== undefined && (JSON.parse(held) as { pid: number }).pid === process.pid) {
       this.#db.prepare("DELETE FROM meta WHERE key = 'probe_lock'").run();
     }
+  }
+
+  /**
+   * What the store holds, from its meta (`mode`), else from its rows: readings make it a reading store, probe
+   * responses a closed one; undefined while it is empty.
+   */
+  get mode(): StoreMode | undefined {
+    const mode = this.getMeta('mode');
+    if (mode === 'closed' || mode === 'read') return mode;
+    if (this.readingCount() > 0) return 'read';
+    if (this.count() > 0) return 'closed';
+    return undefined;
+  }
+
+  /**
+   * Marks the store as holding probe responses or readings; a store already holding the other kind is refused
+   * (one store, one kind of evidence: verify runs one test on it).
+   */
+  bindMode(mode: StoreMode): void {
+    const held = this.mode;
+    if (held !== undefined && held !== mode) {
+      const what = (m: StoreMode) =>
+        m === 'closed' ? 'probe responses (closed mode)' : 'readings (reading mode)';
+      fail('E_USAGE', `${this.path} holds ${what(held)}, not ${what(mode)}: use another --store`);
+    }
+    if (this.getMeta('mode') !== mode) this.setMeta('mode', mode);
   }
 
   get model(): string | undefined {
@@ -343,9 +478,133 @@ export class EvidenceStore {
     for (const row of statement.iterate() as IterableIterator<ResponseRow>) yield fromRow(row);
   }
 
+  #hasReadingTables(): boolean {
+    return (
+      this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'").get() !==
+      undefined
+    );
+  }
+
+  /**
+   * Stores an owner text (once: its id is the SHA-256 of its ids, so the same text under another name is the
+   * same text); false when it was already stored.
+   */
+  insertReadText(text: ReadTextRecord): boolean {
+    if (readTextId(text.tokens) !== text.textId)
+      fail('E_INPUT', `text ${text.name}: its id is not the SHA-256 of its token ids`);
+    const info = this.#db
+      .prepare(
+        'INSERT OR IGNORE INTO read_texts (text_id, name, tokens, token_count, added_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(text.textId, text.name, JSON.stringify(text.tokens), text.tokens.length, now());
+    return info.changes === 1;
+  }
+
+  /** Every stored owner text, in the order first stored; its ids are checked against its id. */
+  readTexts(): ReadTextRecord[] {
+    if (!this.#hasReadingTables()) return [];
+    const rows = this.#db.prepare('SELECT text_id, name, tokens FROM read_texts ORDER BY seq').all() as {
+      text_id: string;
+      name: string;
+      tokens: string;
+    }[];
+    return rows.map((row) => {
+      const tokens = JSON.parse(row.tokens) as number[];
+      if (readTextId(tokens) !== row.text_id)
+        fail(
+          'E_INPUT',
+          `${this.path}: the token ids of text ${row.name} do not match its id; the store was altered`,
+        );
+      return { textId: row.text_id, name: row.name, tokens };
+    });
+  }
+
+  /** Stores one window's reading in its own transaction; false when (text, window) was already stored. */
+  insertReading(runId: number, record: ReadingRecord): boolean {
+    if (sha256Hex(record.responseBody) !== record.responseSha256) {
+      fail(
+        'E_INPUT',
+        `the SHA-256 of the reading of ${record.textId}#${record.window} does not match its body`,
+      );
+    }
+    const info = this.#db
+      .prepare(`
+      INSERT OR IGNORE INTO readings (
+        run_id, text_id, window, start, end, keep_from, source_kind, source, request_url, request_body,
+        requested_model, reported_model, http_status, response_body, response_sha256, requested_at, received_at,
+        attempts
+      ) VALUES (
+        @runId, @textId, @window, @start, @end, @keepFrom, @sourceKind, @source, @requestUrl, @requestBody,
+        @requestedModel, @reportedModel, @httpStatus, @responseBody, @responseSha256, @requestedAt, @receivedAt,
+        @attempts
+      )`)
+      .run({
+        ...record,
+        runId,
+        responseBody: Buffer.from(
+          record.responseBody.buffer,
+          record.responseBody.byteOffset,
+          record.responseBody.byteLength,
+        ),
+      });
+    return info.changes === 1;
+  }
+
+  readingCount(): number {
+    if (!this.#hasReadingTables()) return 0;
+    return (this.#db.prepare('SELECT count(*) AS n FROM readings').get() as { n: number }).n;
+  }
+
+  /** "textId\0window" of every stored reading. */
+  storedReadingKeys(): Set<string> {
+    if (!this.#hasReadingTables()) return new Set();
+    const rows = this.#db.prepare('SELECT text_id, window FROM readings').raw().all() as [string, number][];
+    return new Set(rows.map(([id, window]) => readingKey(id, window)));
+  }
+
+  /** Every stored reading in arrival order. */
+  *readings(): IterableIterator<StoredReading> {
+    if (!this.#hasReadingTables()) return;
+    const statement = this.#db.prepare('SELECT * FROM readings ORDER BY seq');
+    for (const row of statement.iterate() as IterableIterator<ReadingRow>) yield fromReadingRow(row);
+  }
+
   close(): void {
     if (this.#db.open) this.#db.close();
   }
+}
+
+/** The id of an owner text: the SHA-256 (hex) of its token ids written as a JSON array. */
+export function readTextId(tokens: readonly number[]): string {
+  return sha256Hex(new TextEncoder().encode(JSON.stringify(tokens)));
+}
+
+export function readingKey(textId: string, window: number): string {
+  return `${textId}\0${window}`;
+}
+
+function fromReadingRow(row: ReadingRow): StoredReading {
+  return {
+    seq: row.seq,
+    runId: row.run_id,
+    textId: row.text_id,
+    window: row.window,
+    start: row.start,
+    end: row.end,
+    keepFrom: row.keep_from,
+    sourceKind: row.source_kind,
+    source: row.source,
+    requestUrl: row.request_url,
+    requestBody: row.request_body,
+    requestedModel: row.requested_model,
+    reportedModel: row.reported_model,
+    httpStatus: row.http_status,
+    responseBody: new Uint8Array(row.response_body),
+    responseSha256: row.response_sha256,
+    requestedAt: row.requested_at,
+    receivedAt: row.received_at,
+    attempts: row.attempts,
+  };
 }
 
 export function responseKey(promptId: string, sample: number): string {

@@ -15,6 +15,19 @@ export interface FakeServerOptions {
   failures?: { status: number; headers?: Record<string, string>; body?: string }[];
   /** Require this bearer token (401 otherwise). */
   apiKey?: string;
+  /**
+   * Reading mode: answers `echo: true` completions whose prompt is a list of token ids, in the legacy logprobs
+   * shape of the demo server: `predict(ids)[j]` is the top-1 id after ids[0..j) (index 0 and nulls: none).
+   */
+  predict?: (ids: number[]) => (number | null)[];
+  /**
+   * How the echo names its top tokens: 'ids' (`token_ids`, `top_token_ids`, as the demo server with
+   * `return_token_ids`), 'vllm' (`token_id:N` keys, as vLLM with `return_tokens_as_token_ids`), 'text'
+   * (strings only), 'none' (`logprobs: null`). Default 'ids'.
+   */
+  echoFormat?: 'ids' | 'vllm' | 'text' | 'none';
+  /** Answer only the first this many positions of each echo (an endpoint that truncates). */
+  echoPositions?: number;
 }
 
 export interface FakeServer {
@@ -65,6 +78,38 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
         return;
       }
       const chat = req.url?.endsWith('/chat/completions') === true;
+      if (!chat && body.echo === true && Array.isArray(body.prompt)) {
+        const ids = (body.prompt as number[]).slice(0, options.echoPositions ?? body.prompt.length);
+        const top = (options.predict ?? ((p: number[]) => p.map(() => null)))(ids);
+        const format = options.echoFormat ?? 'ids';
+        const rows = ids.map((_, j) => (j === 0 || top[j] == null ? null : (top[j] as number)));
+        const logprobs =
+          format === 'none'
+            ? null
+            : {
+                tokens: ids.map((id) => (format === 'vllm' ? `token_id:${id}` : `t${id}`)),
+                token_logprobs: ids.map((_, j) => (j === 0 ? null : -1)),
+                top_logprobs: rows.map((id) =>
+                  id === null ? null : { [format === 'vllm' ? `token_id:${id}` : `t${id}`]: -0.5 },
+                ),
+                text_offset: ids.map((_, j) => j),
+                ...(format === 'ids'
+                  ? { token_ids: ids, top_token_ids: rows.map((id) => (id === null ? null : [id])) }
+                  : {}),
+              };
+        const id = `cmpl-${++served}`;
+        setTimeout(() => {
+          send(200, {
+            id,
+            object: 'text_completion',
+            created: Math.floor(Date.now() / 1000),
+            model,
+            choices: [{ index: 0, text: '', logprobs, finish_reason: 'length' }],
+            usage: { prompt_tokens: ids.length, completion_tokens: 0, total_tokens: ids.length },
+          });
+        }, options.delayMs ?? 0);
+        return;
+      }
       const prompt = chat
         ? String((body.messages as { content: string }[] | undefined)?.at(-1)?.content ?? '')
         : String(body.prompt ?? '');

@@ -34,6 +34,70 @@ const PROFILE_SCHEMES: readonly LabSchemeName[] = ['kgw-h1', 'kgw-h2', 'unigram'
 export type LabMode = 'closed' | 'read';
 export const LAB_MODES: readonly LabMode[] = ['closed', 'read'];
 
+/**
+ * What the distiller does to fight the watermark (`--attack`):
+ * - 'none';
+ * - 'paraphrase' (`paraphrase:<s>`): before training, the teacher's unwatermarked twin (the same n-gram model
+ *   sampled without the scheme) redraws a share `share` of the harvested output tokens, each given the
+ *   tokens before it;
+ * - 'filter' (`filter:<s>`): the distiller scores each harvested sample by its mean per-token log-likelihood
+ *   under a plain reference model of its own (trained on the students' clean text) and drops the share
+ *   `share` it finds least natural, harvesting enough to keep ρ;
+ * - 'neutralise' (`neutralise:<N>`): the distiller estimates the watermark's bias from `samples` teacher
+ *   outputs against the reference model (a stealing estimate, Jovanović et al. 2024) and subtracts it from
+ *   the student's logits whenever the student decodes.
+ * Dilution is a smaller ρ (`--rho 0.01`), not an attack of its own.
+ */
+export type LabAttack =
+  | { kind: 'none' }
+  | { kind: 'paraphrase'; share: number }
+  | { kind: 'filter'; share: number }
+  | { kind: 'neutralise'; samples: number };
+export const LAB_ATTACK_KINDS = ['none', 'paraphrase', 'filter', 'neutralise'] as const;
+
+/** The name of an attack as `--attack` takes it and as the rows carry it: 'none', 'paraphrase:0.5', … */
+export function attackLabel(attack: LabAttack): string {
+  switch (attack.kind) {
+    case 'none':
+      return 'none';
+    case 'neutralise':
+      return `neutralise:${attack.samples}`;
+    default:
+      return `${attack.kind}:${attack.share}`;
+  }
+}
+
+/** Reads `none`, `paraphrase:<s>`, `filter:<s>` (s in (0, 1)) or `neutralise:<N>` (a positive integer). */
+export function parseAttack(text: string): LabAttack {
+  const value = String(text).trim();
+  if (value === 'none') return { kind: 'none' };
+  const colon = value.indexOf(':');
+  const kind = colon < 0 ? value : value.slice(0, colon);
+  const arg = colon < 0 ? '' : value.slice(colon + 1);
+  if (kind === 'paraphrase' || kind === 'filter') {
+    const share = arg === '' ? Number.NaN : Number(arg);
+    if (!(share > 0 && share < 1))
+      fail(
+        'E_USAGE',
+        `--attack ${kind}:<s> needs a share s in (0, 1); got ${JSON.stringify(value.slice(0, 40))}`,
+      );
+    return { kind, share };
+  }
+  if (kind === 'neutralise') {
+    const samples = arg === '' ? Number.NaN : Number(arg);
+    if (!(Number.isInteger(samples) && samples >= 1 && samples <= 1_000_000))
+      fail(
+        'E_USAGE',
+        `--attack neutralise:<N> needs a number N of teacher outputs in [1, 1000000]; got ${JSON.stringify(value.slice(0, 40))}`,
+      );
+    return { kind, samples };
+  }
+  fail(
+    'E_USAGE',
+    `unknown attack ${JSON.stringify(value.slice(0, 40))}; expected none, paraphrase:<s>, filter:<s>, neutralise:<N>`,
+  );
+}
+
 /** Shares ρ of watermarked text in the students' training data that the lab runs by default. */
 export const DEFAULT_RHOS: readonly number[] = [0, 0.01, 0.05, 0.1, 0.5, 1];
 
@@ -239,6 +303,18 @@ export interface LabOptions {
   workers?: number;
   /** How each student is tested (default closed only). */
   modes?: LabMode[];
+  /** Overrides of the chosen schemes' green-list share γ and bias δ (the KGW family: kgw-h1, kgw-h2, unigram). */
+  gamma?: number;
+  delta?: number;
+  /** Override of the chosen schemes' context width h (every scheme but unigram). */
+  contextWidth?: number;
+  /** n of the teacher's and of the students' n-grams (2..5), overriding the profile's. */
+  teacherOrder?: number;
+  studentOrder?: number;
+  /** The students drop the n-grams (orders ≥ 2) seen fewer than this many times; 1: no pruning. */
+  prune?: number;
+  /** What the distiller does against the watermark: attacks, or their names (`paraphrase:0.5`); default none. */
+  attacks?: (LabAttack | string)[];
 }
 
 /** Every setting of a run, after defaults and validation. */
@@ -269,6 +345,18 @@ export interface LabConfig {
   probeTemperature: number;
   workers: number;
   modes: LabMode[];
+  /** Overrides of the schemes' spec fields (null: the scheme's own). */
+  gamma: number | null;
+  delta: number | null;
+  contextWidth: number | null;
+  /** The students' count pruning (1: none). */
+  prune: number;
+  attacks: LabAttack[];
+}
+
+/** The lab schemes that have a field, by field. */
+function schemeHas(name: LabSchemeName, field: 'gamma' | 'delta' | 'contextWidth'): boolean {
+  return Object.hasOwn(LAB_SCHEMES[name], field);
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string, max: number): number {
@@ -364,6 +452,55 @@ export function resolveLabConfig(
         `unknown mode ${JSON.stringify(String(mode).slice(0, 40))}; expected ${LAB_MODES.join(', ')}`,
       );
   }
+  const specOptions = [
+    ['--gamma', 'gamma', (v: number) => v > 0 && v < 1, 'a number in (0, 1)'],
+    ['--delta', 'delta', (v: number) => v > 0 && v <= 20, 'a number in (0, 20]'],
+    [
+      '--context-width',
+      'contextWidth',
+      (v: number) => Number.isInteger(v) && v >= 1 && v <= 4,
+      'an integer in [1, 4]',
+    ],
+  ] as const;
+  for (const [flag, field, valid, expected] of specOptions) {
+    const value = options[field];
+    if (value === undefined) continue;
+    if (!(typeof value === 'number' && valid(value)))
+      fail('E_USAGE', `${flag} must be ${expected}; got ${value}`);
+    const without = schemes.filter((name) => !schemeHas(name, field));
+    if (without.length > 0)
+      fail(
+        'E_USAGE',
+        `${flag} does not apply to ${without.join(', ')}: it sets ${field} of ${LAB_SCHEME_NAMES.filter((n) => schemeHas(n, field)).join(', ')}`,
+      );
+  }
+  const teacherOrder = orderOption(options.teacherOrder, profile.teacherOrder, '--teacher-order');
+  const studentOrder = orderOption(options.studentOrder, profile.studentOrder, '--student-order');
+  const prune = positiveInteger(options.prune, 1, '--prune', 1_000_000);
+  const attackList = options.attacks ?? [{ kind: 'none' } as LabAttack];
+  if (!Array.isArray(attackList) || attackList.length === 0)
+    fail('E_USAGE', '--attack needs at least one attack');
+  const attacks: LabAttack[] = [];
+  for (const item of attackList) {
+    const attack = typeof item === 'string' ? parseAttack(item) : parseAttack(attackLabel(item));
+    if (!attacks.some((a) => attackLabel(a) === attackLabel(attack))) attacks.push(attack);
+  }
+  for (const attack of attacks) {
+    if (attack.kind === 'neutralise' && attack.samples > samples)
+      fail(
+        'E_USAGE',
+        `--attack ${attackLabel(attack)} needs ${attack.samples} teacher outputs; the run has ${samples} (--samples)`,
+      );
+    if (attack.kind === 'filter') {
+      // The distiller harvests enough samples that ρ·T tokens are left after it drops the share s.
+      const harvested = Math.ceil(Math.ceil((maxRho * studentTokens) / teacherTokens) / (1 - attack.share));
+      if (harvested > samples)
+        fail(
+          'E_USAGE',
+          `--attack ${attackLabel(attack)} at rho ${maxRho} needs ${harvested} teacher samples to keep ${Math.round(maxRho * studentTokens)} tokens after filtering; the run has ${samples}`,
+        );
+    }
+  }
   return {
     profile: profile.name,
     corpus: options.corpus ?? null,
@@ -380,18 +517,45 @@ export function resolveLabConfig(
     promptsInTraining: profile.promptsInTraining,
     controls,
     filterWidth,
-    teacherOrder: profile.teacherOrder,
-    studentOrder: profile.studentOrder,
+    teacherOrder,
+    studentOrder,
     sampling: profile.sampling,
     topK: profile.topK,
     temperature: profile.temperature,
     probeTemperature: profile.probeTemperature,
     workers,
     modes: LAB_MODES.filter((m) => modes.includes(m)),
+    gamma: options.gamma ?? null,
+    delta: options.delta ?? null,
+    contextWidth: options.contextWidth ?? null,
+    prune,
+    attacks,
   };
 }
 
-/** The complete scheme spec of a lab scheme (o200k_base vocabulary). */
-export function labSpec(name: LabSchemeName, vocabSize: number): Record<string, unknown> {
-  return { ...LAB_SCHEMES[name], vocabSize };
+function orderOption(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isInteger(value) && value >= 2 && value <= 5))
+    fail('E_USAGE', `${name} must be an integer in [2, 5]; got ${value}`);
+  return value;
+}
+
+/** The spec fields a run overrides (`--gamma`, `--delta`, `--context-width`). */
+export type SpecOverrides = Partial<Pick<LabConfig, 'gamma' | 'delta' | 'contextWidth'>>;
+
+/**
+ * The complete scheme spec of a lab scheme (o200k_base vocabulary), with a run's overrides of γ, δ and h
+ * where the scheme has that field (the config refuses the others).
+ */
+export function labSpec(
+  name: LabSchemeName,
+  vocabSize: number,
+  overrides: SpecOverrides = {},
+): Record<string, unknown> {
+  const spec: Record<string, unknown> = { ...LAB_SCHEMES[name], vocabSize };
+  for (const field of ['gamma', 'delta', 'contextWidth'] as const) {
+    const value = overrides[field];
+    if (value !== undefined && value !== null && schemeHas(name, field)) spec[field] = value;
+  }
+  return spec;
 }

@@ -18,6 +18,17 @@ export interface GeneratedSample {
   output: number[];
 }
 
+/**
+ * Changes the candidates' logits before a token is drawn (in place): `context` is every token so far (prompt
+ * included), `ids` and `logits` the first `count` candidates. The neutralising distiller's decoding.
+ */
+export type LogitAdjust = (
+  context: ArrayLike<number>,
+  ids: Int32Array,
+  logits: Float32Array,
+  count: number,
+) => void;
+
 export interface GenerateOptions {
   /** Tokens generated per prompt. */
   maxTokens: number;
@@ -30,6 +41,8 @@ export interface GenerateOptions {
   seed: string;
   /** Called after each sample with the samples done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Changes the candidates' logits before each draw (the neutralise attack). */
+  adjust?: LogitAdjust;
 }
 
 /** Time between yields to the event loop, so that a server building its models stays responsive. */
@@ -79,6 +92,7 @@ export async function generateSamples(
         for (let j = 0; j < ids.length; j++) logits[j] = row[ids[j]];
         count = ids.length;
       }
+      options.adjust?.(session.tokens, ids, logits, count);
       session.nextFromCandidates(ids, logits, count);
       if (performance.now() - lastYield > YIELD_MS) {
         await yieldToLoop();
@@ -181,8 +195,9 @@ export function trainModel(
   documents: Iterable<ArrayLike<number>>,
   order: number,
   meta: Record<string, unknown> = {},
+  minCount = 1,
 ): NgramModel {
-  return trainNgram(documents, { order, meta });
+  return trainNgram(documents, { order, meta, minCount });
 }
 
 /** The teacher of a run: an n-gram model of the teacher's text. */
@@ -229,7 +244,7 @@ export function distillStudent(
     totalTokens: config.studentTokens,
     withPrompts: config.promptsInTraining,
   });
-  const model = trainModel(documents, config.studentOrder, meta);
+  const model = trainModel(documents, config.studentOrder, meta, config.prune ?? 1);
   return { model, text };
 }
 
@@ -239,6 +254,7 @@ export function probeStudent(
   student: NgramModel,
   prompts: readonly number[][],
   label: string,
+  adjust?: LogitAdjust,
 ): Promise<GeneratedSample[]> {
   return generateSamples(student, null, prompts, {
     maxTokens: config.probeTokens,
@@ -246,5 +262,6 @@ export function probeStudent(
     topK: config.topK,
     temperature: config.probeTemperature,
     seed: `${config.seed}:probe:${label}`,
+    adjust,
   });
 }

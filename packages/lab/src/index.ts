@@ -2,13 +2,35 @@ import type { LabOptions } from './config';
 import type { LabHooks, LabReport } from './run';
 
 export {
+  type BiasEstimate,
+  estimateBias,
+  type FilterResult,
+  filterSamples,
+  NEUTRALISE_PSEUDOCOUNT,
+  neutraliser,
+  type ParaphraseResult,
+  paraphraseSamples,
+  sampleLogLikelihood,
+  samplesFor,
+} from './attacks';
+export {
+  type CampaignAccountBand,
+  type CampaignOptions,
+  type CampaignReport,
+  campaignMarkdown,
+  runCampaign,
+} from './campaign';
+export {
+  attackLabel,
   DEFAULT_RHOS,
   HELD_OUT_EVERY,
+  LAB_ATTACK_KINDS,
   LAB_MODES,
   LAB_PROFILE_NAMES,
   LAB_PROFILES,
   LAB_SCHEME_NAMES,
   LAB_SCHEMES,
+  type LabAttack,
   type LabConfig,
   type LabMode,
   type LabOptions,
@@ -17,8 +39,10 @@ export {
   type LabSchemeName,
   labProfile,
   labSpec,
+  parseAttack,
   resolveLabConfig,
   type Sampling,
+  type SpecOverrides,
 } from './config';
 export {
   CORPUS,
@@ -35,6 +59,7 @@ export {
   type GeneratedSample,
   type GenerateOptions,
   generateSamples,
+  type LogitAdjust,
   probeStudent,
   type StudentMix,
   type StudentText,
@@ -68,7 +93,7 @@ export {
   type Series,
   type Tick,
 } from './svg';
-export { type CorpusInfo, type KsResult, type LabRow, readTexts } from './tasks';
+export { type CorpusInfo, controlGroup, type KsResult, type LabRow, readTexts } from './tasks';
 
 /**
  * The radioactivity lab (`tracemark lab`): a watermarked n-gram teacher, students trained on a share ρ of

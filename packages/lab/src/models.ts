@@ -180,8 +180,31 @@ function teacherKey(config: LabConfig) {
 
 /** The settings that shape the students (not the probes, the controls or the tests). */
 function studentSettings(config: LabConfig) {
-  const { probes, probeTokens, controls, filterWidth, schemes, workers, ...settings } = config;
-  return { ...settings, studentBooks: studentBooks(config), heldOutBooks: heldOutBooks(config) };
+  const {
+    probes,
+    probeTokens,
+    controls,
+    filterWidth,
+    schemes,
+    workers,
+    gamma,
+    delta,
+    contextWidth,
+    prune,
+    attacks,
+    ...settings
+  } = config;
+  // The lab's attack and spec options are left out at their defaults (as the demo's profiles always have
+  // them), so that the cache keys of models built before they existed still hold.
+  const overrides = { gamma, delta, contextWidth };
+  return {
+    ...settings,
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== null)),
+    ...(prune === 1 ? {} : { prune }),
+    ...(attacks.length === 1 && attacks[0].kind === 'none' ? {} : { attacks }),
+    studentBooks: studentBooks(config),
+    heldOutBooks: heldOutBooks(config),
+  };
 }
 
 /** The cache key of the teacher, and of the students (which depend on the key and spec through the samples). */

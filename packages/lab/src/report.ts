@@ -1,7 +1,7 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binomialUpperTail, formatPValue } from '@tracemark/verifier';
-import type { LabSchemeName } from './config';
+import { attackLabel, type LabSchemeName } from './config';
 import { fail } from './errors';
 import type { LabReport } from './run';
 import { type AxisSpec, type Band, decadeTicks, renderPlot, type Series } from './svg';
@@ -44,9 +44,13 @@ const REFERENCES = [
   { kind: 'horizontal' as const, value: 2, label: 'p = 0.01', color: '#888888' },
 ];
 
+/** The attack the plots show: the run's first (none, unless the run names others only). */
+const plotted = (report: LabReport) => attackLabel(report.config.attacks?.[0] ?? { kind: 'none' });
+const rowAttack = (row: LabRow) => row.attack ?? 'none';
+
 export function plotPValueVsRho(report: LabReport): string {
   const { config } = report;
-  const rows = report.rows.filter((r) => r.mode === 'closed');
+  const rows = report.rows.filter((r) => r.mode === 'closed' && rowAttack(r) === plotted(report));
   const positive = config.rhos.filter((r) => r > 0);
   const minRho = positive.length > 0 ? Math.min(...positive) : 0.01;
   const maxEvidence = Math.max(...rows.map((r) => evidence(r.log10PValue)));
@@ -74,7 +78,9 @@ export function plotPValueVsRho(report: LabReport): string {
 }
 
 export function plotTrajectory(report: LabReport, scheme: LabSchemeName): string {
-  const rows = report.rows.filter((r) => r.scheme === scheme && r.mode === 'closed');
+  const rows = report.rows.filter(
+    (r) => r.scheme === scheme && r.mode === 'closed' && rowAttack(r) === plotted(report),
+  );
   const maxScored = Math.max(100, ...rows.map((r) => r.scored));
   const maxEvidence = Math.max(...rows.flatMap((r) => r.trajectory.map((p) => evidence(p.log10PValue))));
   const xMax = 10 ** Math.ceil(Math.log10(maxScored) + 0.02);
@@ -169,16 +175,22 @@ export function resultsMarkdown(report: LabReport): string {
   const { config, summary } = report;
   const rows = report.rows.filter((r) => r.mode === 'closed');
   const readRows = report.rows.filter((r) => r.mode === 'read');
-  const cell = (scheme: LabSchemeName, rho: number, from = rows) =>
-    from.find((r) => r.scheme === scheme && r.rho === rho);
-  const header = `| scheme | ${config.rhos.map((r) => `ρ = ${r}`).join(' | ')} |`;
+  // One line per (scheme, attack); a run without attacks has one line per scheme, as before.
+  const attacks = (config.attacks ?? [{ kind: 'none' as const }]).map(attackLabel);
+  const lineLabel = (s: LabSchemeName, a: string) =>
+    attacks.length === 1 && a === 'none' ? s : `${s} · ${a}`;
+  const cell = (scheme: LabSchemeName, attack: string, rho: number, from = rows) =>
+    from.find((r) => r.scheme === scheme && rowAttack(r) === attack && r.rho === rho);
+  const header = `| ${attacks.length === 1 && attacks[0] === 'none' ? 'scheme' : 'scheme · attack'} | ${config.rhos.map((r) => `ρ = ${r}`).join(' | ')} |`;
   const rule = `|---|${config.rhos.map(() => '---:').join('|')}|`;
   const table = (value: (row: LabRow | undefined) => string, from = rows) =>
     [
       header,
       rule,
-      ...config.schemes.map(
-        (s) => `| ${s} | ${config.rhos.map((r) => value(cell(s, r, from))).join(' | ')} |`,
+      ...config.schemes.flatMap((s) =>
+        attacks.map(
+          (a) => `| ${lineLabel(s, a)} | ${config.rhos.map((r) => value(cell(s, a, r, from))).join(' | ')} |`,
+        ),
       ),
     ].join('\n');
   const lines = [
@@ -187,11 +199,13 @@ export function resultsMarkdown(report: LabReport): string {
     `Profile ${config.profile}, seed ${config.seed}, lab key ${config.keyFingerprint}; ${report.corpus.corpus}.`,
     `Teacher: order-${config.teacherOrder} n-gram on ${report.corpus.trainTokens.toLocaleString('en-US')} tokens; ` +
       `${config.samples} watermarked samples × ${config.teacherTokens} tokens from held-out prompts of ${config.promptTokens} tokens.`,
-    `Students: order-${config.studentOrder} n-grams on ${config.studentTokens.toLocaleString('en-US')} tokens, a share ρ of ` +
+    `Students: order-${config.studentOrder} n-grams${(config.prune ?? 1) > 1 ? ` pruned of the n-grams (orders ≥ 2) seen fewer than ${config.prune} times` : ''} on ${config.studentTokens.toLocaleString('en-US')} tokens, a share ρ of ` +
       `them the teacher's output (${config.promptsInTraining ? 'each with its prompt, which takes from the clean share' : 'prompts left out'}); ` +
       `each answers ${config.probes} other held-out prompts with ${config.probeTokens} tokens.`,
     `Sampling: ${config.sampling === 'top-k' ? `top-${config.topK}` : 'the full vocabulary'}, temperature ${config.temperature} ` +
       `for the teacher and ${config.probeTemperature} for the probes.`,
+    `Schemes: ${config.schemes.map((name) => `${name} ${config.specs[name]}`).join('; ')}.`,
+    `Attacks of the distiller: ${attacks.join(', ')}${attacks.length > 1 || attacks[0] !== 'none' ? ' (docs/radioactivity.md, "The distiller fights back"; paraphrase and filter leave the clean ρ = 0 student as it is, so it is run without an attack and under neutralisation only)' : ''}.`,
     `Test: Sander et al. 2024's closed-model test, de-duplicated on (window, token), prompt windows dropped, ` +
       `${config.filterWidth === 0 ? 'no filter' : `filter of width ${config.filterWidth} from the teacher's outputs`}; ` +
       `${config.controls} never-used keys per row.`,
@@ -277,7 +291,9 @@ function readingSection(
         ? 'not reached'
         : row.scoredToOneInAMillion.toLocaleString('en-US');
   const bothModes = (row: LabRow | undefined) => {
-    const twin = row && closed.find((r) => r.scheme === row.scheme && r.rho === row.rho);
+    const twin =
+      row &&
+      closed.find((r) => r.scheme === row.scheme && r.rho === row.rho && rowAttack(r) === rowAttack(row));
     return row === undefined ? '—' : `${toMillion(twin)} / ${toMillion(row)}`;
   };
   return [

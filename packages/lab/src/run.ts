@@ -3,6 +3,7 @@ import { O200K_VOCAB_SIZE } from '@tracemark/ngram';
 import { createWorkerPool, kolmogorovSmirnovUniform, stopWorkerPool } from '@tracemark/verifier';
 import { canonicalSpec } from '@tracemark/watermark';
 import {
+  attackLabel,
   LAB_MODES,
   type LabConfig,
   type LabOptions,
@@ -51,7 +52,7 @@ export interface LabReport {
   corpus: CorpusInfo;
   machine: { cpus: number; cpuModel: string; parallelism: number; node: string; platform: string };
   teacher: Partial<Record<LabSchemeName, TeacherSummary>>;
-  /** One row per (scheme, ρ), schemes in the order given, ρ ascending. */
+  /** One row per (scheme, ρ, mode, attack): schemes and attacks in the order given, ρ ascending. */
   rows: LabRow[];
   summary: {
     /**
@@ -159,7 +160,7 @@ export async function runLabExperiment(options: LabOptions = {}, hooks: LabHooks
     for (const row of result.rows) {
       rows.push(row);
       progress(
-        `student ${row.scheme} rho ${row.rho}${row.mode === 'closed' ? '' : ` (${row.mode})`}: log10 p ${row.log10PValue.toFixed(2)} over ${row.scored} ` +
+        `student ${row.scheme} rho ${row.rho}${row.attack === 'none' ? '' : ` ${row.attack}`}${row.mode === 'closed' ? '' : ` (${row.mode})`}: log10 p ${row.log10PValue.toFixed(2)} over ${row.scored} ` +
           `scored (controls KS p ${row.controlsKs.pValue.toFixed(3)})`,
       );
     }
@@ -177,14 +178,17 @@ export async function runLabExperiment(options: LabOptions = {}, hooks: LabHooks
     });
     const work: Promise<unknown>[] = config.schemes.map(async (scheme, i) => {
       const teacher = await teacherRuns[i];
-      const tasks = positiveRhos.map(
-        (rho): StudentTask => ({
-          kind: 'student',
-          rho,
-          trainScheme: scheme,
-          testSchemes: [scheme],
-          teacher: { [scheme]: teacher.samples },
-        }),
+      const tasks = positiveRhos.flatMap((rho) =>
+        config.attacks.map(
+          (attack): StudentTask => ({
+            kind: 'student',
+            rho,
+            trainScheme: scheme,
+            testSchemes: [scheme],
+            attack,
+            teacher: { [scheme]: teacher.samples },
+          }),
+        ),
       );
       await Promise.all(tasks.map((task) => runStudent(task)));
     });
@@ -194,13 +198,21 @@ export async function runLabExperiment(options: LabOptions = {}, hooks: LabHooks
         if (!config.rhos.includes(0)) return;
         // The clean student is one model for every scheme: trained once, tested with each scheme's key.
         const teacher = Object.fromEntries(config.schemes.map((s, i) => [s, all[i].samples]));
-        await runStudent({
-          kind: 'student',
-          rho: 0,
-          trainScheme: null,
-          testSchemes: config.schemes,
-          teacher,
-        });
+        // Paraphrase and filter change the harvested text, of which the clean student has none: it is run
+        // without an attack and under each neutralisation (which changes its decoding).
+        const attacks = config.attacks.filter((a) => a.kind === 'none' || a.kind === 'neutralise');
+        await Promise.all(
+          attacks.map((attack) =>
+            runStudent({
+              kind: 'student',
+              rho: 0,
+              trainScheme: null,
+              testSchemes: config.schemes,
+              attack,
+              teacher,
+            }),
+          ),
+        );
       }),
     );
     await Promise.all(work);
@@ -217,9 +229,11 @@ function report(
   time: { started: number; teachersMs: number },
 ): LabReport {
   const order = new Map(config.schemes.map((s, i) => [s, i]));
+  const attackOrder = new Map(config.attacks.map((a, i) => [attackLabel(a), i]));
   const rows = [...unsorted].sort(
     (a, b) =>
       (order.get(a.scheme) ?? 0) - (order.get(b.scheme) ?? 0) ||
+      (attackOrder.get(a.attack) ?? 0) - (attackOrder.get(b.attack) ?? 0) ||
       a.rho - b.rho ||
       LAB_MODES.indexOf(a.mode) - LAB_MODES.indexOf(b.mode),
   );
@@ -227,7 +241,7 @@ function report(
   const anyTeacher = teachers[config.schemes[0]] as TeacherResult;
   const allControls = rows.flatMap((row) => row.controls);
   const allRandomized = rows.flatMap((row) => row.controlsRandomized);
-  const zeroRows = rows.filter((row) => row.rho === 0 && row.mode === 'closed');
+  const zeroRows = rows.filter((row) => row.rho === 0 && row.mode === 'closed' && row.attack === 'none');
   const zeroControls = zeroRows.flatMap((row) => row.controls);
   const zeroRandomized = zeroRows.flatMap((row) => row.controlsRandomized);
   const totalMs = performance.now() - time.started;
@@ -236,11 +250,15 @@ function report(
     version: 2,
     config: {
       ...config,
-      specs: Object.fromEntries(config.schemes.map((s) => [s, canonicalSpec(labSpec(s, O200K_VOCAB_SIZE))])),
+      specs: Object.fromEntries(
+        config.schemes.map((s) => [s, canonicalSpec(labSpec(s, O200K_VOCAB_SIZE, config))]),
+      ),
       keyFingerprint: keys.owner.fingerprint,
       controlKeyFingerprint: keys.controls.fingerprint,
-      // The tenants of the lab's control master key, controlTenant(j, `rho${ρ}`).
-      controlTenants: `control-rho<ρ>-<j>, j = 0 … ${config.controls - 1}`,
+      // The tenants of the lab's control master key, controlTenant(j, controlGroup(ρ, mode, attack)).
+      controlTenants:
+        `control-rho<ρ>-<j> (closed), control-read-rho<ρ>-<j> (read), with -<attack> after ρ under an attack; ` +
+        `j = 0 … ${config.controls - 1}`,
     },
     corpus: anyTeacher.corpusInfo,
     machine: {

@@ -17,9 +17,32 @@ import {
   type WindowFilter,
 } from '@tracemark/verifier';
 import { createRng, createScheme, type Scheme } from '@tracemark/watermark';
-import { type LabConfig, type LabMode, type LabSchemeName, labSpec } from './config';
+import {
+  estimateBias,
+  filterSamples,
+  NEUTRALISE_PSEUDOCOUNT,
+  neutraliser,
+  paraphraseSamples,
+  samplesFor,
+} from './attacks';
+import {
+  attackLabel,
+  type LabAttack,
+  type LabConfig,
+  type LabMode,
+  type LabSchemeName,
+  labSpec,
+} from './config';
 import { type LabData, labKeys, loadLabData } from './data';
-import { distillStudent, type GeneratedSample, probeStudent, teacherSamples, trainTeacher } from './distill';
+import {
+  distillStudent,
+  type GeneratedSample,
+  type LogitAdjust,
+  probeStudent,
+  teacherSamples,
+  trainModel,
+  trainTeacher,
+} from './distill';
 import { errorMessage, type LabErrorMessage } from './errors';
 
 /** Generate the teacher's watermarked samples with one scheme. */
@@ -38,6 +61,8 @@ export interface StudentTask {
   rho: number;
   trainScheme: LabSchemeName | null;
   testSchemes: LabSchemeName[];
+  /** What the distiller does against the watermark. */
+  attack: LabAttack;
   /** The teacher's samples of every scheme named above. */
   teacher: Partial<Record<LabSchemeName, GeneratedSample[]>>;
 }
@@ -81,6 +106,10 @@ export interface KsResult {
 export interface LabRow extends TestResult {
   scheme: LabSchemeName;
   rho: number;
+  /** The distiller's attack (`attackLabel`: 'none', 'paraphrase:0.5', 'filter:0.3', 'neutralise:1000'). */
+  attack: string;
+  /** What the attack did: tokens redrawn, samples dropped, (window, token) biases estimated; {} for none. */
+  attackStats: Record<string, number>;
   /**
    * 'closed': the student's answers to probe prompts are scored (Sander et al.'s closed-model test); 'read': the
    * student reads the teacher's watermarked outputs and its top-1 predictions are scored (the open-model test,
@@ -116,6 +145,8 @@ export interface LabRow extends TestResult {
     watermarkedTokens: number;
     /** Prompt tokens kept with the teacher's outputs (0 unless the profile keeps prompts in training). */
     promptTokens: number;
+    /** The student's count pruning (n-grams of orders ≥ 2 seen fewer times dropped; 1: none). */
+    prune: number;
     ngrams: number[];
   };
   probes: { samples: number; tokens: number };
@@ -134,6 +165,7 @@ export class LabContext {
   readonly config: LabConfig;
   #data: LabData | null = null;
   #teacher: NgramModel | null = null;
+  #reference: NgramModel | null = null;
   loadMs = 0;
   teacherTrainMs = 0;
 
@@ -160,16 +192,43 @@ export class LabContext {
     return this.#teacher;
   }
 
-  scheme(name: LabSchemeName): Scheme {
-    return createScheme(labSpec(name, this.data.vocabSize), labKeys(this.config.seed).owner);
+  /**
+   * The distiller's plain reference model (the filter and neutralise attacks): an unpruned n-gram of the
+   * students' order on the clean text a ρ = 0 student trains on (the first studentTokens tokens of it).
+   */
+  get reference(): NgramModel {
+    if (this.#reference === null) {
+      const { data, config } = this;
+      const documents: ArrayLike<number>[] = [];
+      let left = config.studentTokens;
+      for (const doc of data.clean) {
+        if (left <= 0) break;
+        documents.push(doc.length <= left ? doc : doc.slice(0, left));
+        left -= doc.length;
+      }
+      this.#reference = trainModel(documents, config.studentOrder, {
+        role: 'reference',
+        corpus: data.corpus,
+      });
+    }
+    return this.#reference;
   }
 
-  /** The row's never-used keys: tenants `control-rho<ρ>-<j>` of the lab's control master key. */
-  controlSchemes(name: LabSchemeName, rho: number): Scheme[] {
+  scheme(name: LabSchemeName): Scheme {
+    return createScheme(labSpec(name, this.data.vocabSize, this.config), labKeys(this.config.seed).owner);
+  }
+
+  /**
+   * The row's never-used keys: tenants of the lab's control master key, one group per (ρ, mode, attack) so
+   * that no two rows of a run share a control key: `control-rho<ρ>-<j>` (closed, no attack),
+   * `control-read-rho<ρ>-<j>` (read), with `-<attack>` after ρ under an attack.
+   */
+  controlSchemes(name: LabSchemeName, rho: number, mode: LabMode = 'closed', attack = 'none'): Scheme[] {
     const { controls } = labKeys(this.config.seed);
-    const spec = labSpec(name, this.data.vocabSize);
+    const spec = labSpec(name, this.data.vocabSize, this.config);
+    const group = controlGroup(rho, mode, attack);
     return Array.from({ length: this.config.controls }, (_, j) =>
-      createScheme(spec, controls, { tenant: controlTenant(j, `rho${rho}`) }),
+      createScheme(spec, controls, { tenant: controlTenant(j, group) }),
     );
   }
 }
@@ -229,46 +288,120 @@ function teacherFilter(samples: GeneratedSample[], width: number): WindowFilter 
   );
 }
 
+/** The control tenants' group of a row: `rho<ρ>`, `read-rho<ρ>`, with `-<attack>` under an attack. */
+export function controlGroup(rho: number, mode: LabMode, attack: string): string {
+  return `${mode === 'closed' ? '' : `${mode}-`}rho${rho}${attack === 'none' ? '' : `-${attack}`}`;
+}
+
+/**
+ * The harvested samples as the distiller trains on them: paraphrased or filtered under those attacks (only
+ * the samples the student takes are touched), with what the attack did.
+ */
+function attackedSamples(
+  context: LabContext,
+  task: StudentTask,
+  samples: GeneratedSample[],
+): { samples: GeneratedSample[]; stats: Record<string, number> } {
+  const { config } = context;
+  const { attack } = task;
+  if (task.rho === 0 || samples.length === 0) return { samples, stats: {} };
+  const tokens = Math.round(task.rho * config.studentTokens);
+  const label = `${config.seed}:attack:${attackLabel(attack)}:${task.trainScheme}:${task.rho}`;
+  if (attack.kind === 'paraphrase') {
+    const result = paraphraseSamples(
+      config,
+      context.teacher,
+      samples,
+      attack.share,
+      samplesFor(samples, tokens),
+      label,
+    );
+    return {
+      samples: result.samples,
+      stats: { tokens: result.tokens, redrawn: result.chosen, changed: result.changed },
+    };
+  }
+  if (attack.kind === 'filter') {
+    // Harvest enough that ρ·T tokens are left after dropping the share s (the config checked it fits).
+    const harvested = Math.min(samples.length, Math.ceil(samplesFor(samples, tokens) / (1 - attack.share)));
+    const result = filterSamples(context.reference, samples, attack.share, harvested);
+    return { samples: result.samples, stats: { harvested: result.harvested, dropped: result.dropped } };
+  }
+  return { samples, stats: {} };
+}
+
 async function runStudent(context: LabContext, task: StudentTask): Promise<StudentResult> {
   const { config, data } = context;
   let start = performance.now();
-  const samples = task.trainScheme === null ? [] : (task.teacher[task.trainScheme] ?? []);
-  const student = distillStudent(config, data.clean, samples, task.rho, { corpus: data.corpus });
+  const harvested = task.trainScheme === null ? [] : (task.teacher[task.trainScheme] ?? []);
+  const attacked = attackedSamples(context, task, harvested);
+  const attack = attackLabel(task.attack);
+  const student = distillStudent(config, data.clean, attacked.samples, task.rho, { corpus: data.corpus });
   const trainMs = performance.now() - start;
-  start = performance.now();
-  // Reading needs no probes: a run of the reading mode alone skips them.
-  const probes = config.modes.includes('closed')
-    ? await probeStudent(
-        config,
-        student.model,
-        data.probePrompts,
-        `${task.rho}:${task.trainScheme ?? 'clean'}`,
-      )
-    : [];
-  const probeMs = performance.now() - start;
+  const probeLabel = `${task.rho}:${task.trainScheme ?? 'clean'}${attack === 'none' ? '' : `:${attack}`}`;
+  // Reading needs no probes: a run of the reading mode alone skips them. Without neutralisation the probes
+  // are the same for every scheme the student is tested with, and are drawn once.
+  let shared: { probes: GeneratedSample[]; probeMs: number } | null = null;
+  const probe = async (adjust?: LogitAdjust) => {
+    const at = performance.now();
+    const probes = config.modes.includes('closed')
+      ? await probeStudent(config, student.model, data.probePrompts, probeLabel, adjust)
+      : [];
+    return { probes, probeMs: performance.now() - at };
+  };
 
   const rows: LabRow[] = [];
   for (const name of task.testSchemes) {
     const owner = task.teacher[name] ?? [];
     const scheme = context.scheme(name);
+    let adjust: LogitAdjust | undefined;
+    let stats = attacked.stats;
+    if (task.attack.kind === 'neutralise') {
+      // The distiller's estimate from its first N queries of the teacher that served this scheme.
+      start = performance.now();
+      const estimate = estimateBias(
+        context.reference,
+        owner.slice(0, task.attack.samples),
+        scheme.contextWidth,
+      );
+      adjust = neutraliser(estimate);
+      stats = {
+        samples: estimate.samples,
+        tokens: estimate.tokens,
+        width: estimate.width,
+        biasedPairs: estimate.pairs,
+        pseudocount: NEUTRALISE_PSEUDOCOUNT,
+        estimateMs: Math.round(performance.now() - start),
+      };
+    }
+    if (adjust === undefined && shared === null) shared = await probe();
+    const { probes, probeMs } = adjust === undefined && shared !== null ? shared : await probe(adjust);
     // Reading mode needs a context window: the Unigram watermark has none (see the verifier's readingSamples).
     const modes = config.modes.filter((mode) => mode === 'closed' || scheme.contextWidth > 0);
     for (const mode of modes) {
-      rows.push(
+      const evidence =
         mode === 'closed'
-          ? labRow(context, task.rho, name, scheme, closedEvidence(config, probes, owner), student, {
-              trainMs,
-              probeMs,
-            })
-          : labRow(
-              context,
-              task.rho,
-              name,
-              scheme,
-              readEvidence(student.model, owner, `${config.seed}:read:${name}:${task.rho}`),
-              student,
-              { trainMs, probeMs: 0 },
-            ),
+          ? closedEvidence(config, probes, owner)
+          : readEvidence(
+              student.model,
+              owner,
+              `${config.seed}:read:${name}:${task.rho}`,
+              adjust === undefined ? undefined : { adjust, topK: config.topK },
+            );
+      rows.push(
+        labRow(
+          context,
+          task.rho,
+          name,
+          scheme,
+          evidence,
+          student,
+          {
+            trainMs,
+            probeMs: mode === 'closed' ? probeMs : 0,
+          },
+          { attack, stats },
+        ),
       );
     }
   }
@@ -309,14 +442,19 @@ function closedEvidence(config: LabConfig, probes: GeneratedSample[], owner: Gen
  * read in an order shuffled by `seed`: the owner does not know which of its outputs were harvested, and the
  * distiller's share comes first in the teacher's list, which would put its evidence at the tape's start.
  */
-function readEvidence(model: NgramModel, owner: GeneratedSample[], seed: string): RowEvidence {
+function readEvidence(
+  model: NgramModel,
+  owner: GeneratedSample[],
+  seed: string,
+  decoding?: { adjust: LogitAdjust; topK: number },
+): RowEvidence {
   const order = [...owner];
   const random = createRng(seed);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const texts = readTexts(model, order);
+  const texts = readTexts(model, order, decoding);
   return {
     mode: 'read',
     test: (scheme) => readingTape(texts, { scheme }),
@@ -327,16 +465,37 @@ function readEvidence(model: NgramModel, owner: GeneratedSample[], seed: string)
   };
 }
 
-/** The model's top-1 prediction after every prefix of each output (the n-gram reads only its last tokens). */
-export function readTexts(model: NgramModel, owner: readonly GeneratedSample[]): ReadText[] {
-  const ids = new Int32Array(1);
-  const logits = new Float32Array(1);
+/**
+ * The model's top-1 prediction after every prefix of each output (the n-gram reads only its last tokens).
+ * With `decoding`, the prediction is the best of the model's top-k candidates after `adjust` changed their
+ * logits (the neutralising distiller's decoding).
+ */
+export function readTexts(
+  model: NgramModel,
+  owner: readonly GeneratedSample[],
+  decoding?: { adjust: LogitAdjust; topK: number },
+): ReadText[] {
+  const k = decoding?.topK ?? 1;
+  const ids = new Int32Array(k);
+  const logits = new Float32Array(k);
   return owner.map(({ output }) => {
     const predictions = new Int32Array(output.length + 1);
     predictions[0] = -1;
     for (let i = 1; i <= output.length; i++) {
-      const found = model.topCandidates(output.slice(Math.max(0, i - model.order + 1), i), 1, ids, logits);
-      predictions[i] = found > 0 ? ids[0] : -1;
+      const context = output.slice(Math.max(0, i - model.order + 1), i);
+      const found = model.topCandidates(context, k, ids, logits);
+      if (found === 0) {
+        predictions[i] = -1;
+        continue;
+      }
+      if (decoding === undefined) {
+        predictions[i] = ids[0];
+        continue;
+      }
+      decoding.adjust(output.slice(0, i), ids, logits, found);
+      let best = 0;
+      for (let j = 1; j < found; j++) if (logits[j] > logits[best]) best = j;
+      predictions[i] = ids[best];
     }
     return { tokens: output, predictions };
   });
@@ -350,6 +509,7 @@ function labRow(
   evidence: RowEvidence,
   student: ReturnType<typeof distillStudent>,
   timings: { trainMs: number; probeMs: number },
+  attack: { attack: string; stats: Record<string, number> } = { attack: 'none', stats: {} },
 ): LabRow {
   const { config } = context;
   let at = performance.now();
@@ -361,9 +521,10 @@ function labRow(
   // score sum over them, about a hundred times less work than a test of its own.
   const shared = tape.keyIndependent;
   const modeLabel = evidence.mode === 'closed' ? '' : `:${evidence.mode}`;
-  const uniform = createRng(`${config.seed}:randomize:${name}:${rho}${modeLabel}`);
+  const attackSuffix = attack.attack === 'none' ? '' : `:${attack.attack}`;
+  const uniform = createRng(`${config.seed}:randomize:${name}:${rho}${modeLabel}${attackSuffix}`);
   const own = randomizedPValue(scheme.nullLaw, result.scoreSum, result.scored, uniform());
-  const controlResults = context.controlSchemes(name, rho).map((control) => {
+  const controlResults = context.controlSchemes(name, rho, evidence.mode, attack.attack).map((control) => {
     const { scoreSum, scored } = shared
       ? { scoreSum: tape.scoreSum(control), scored: tape.length }
       : evidence.testOther(control);
@@ -378,6 +539,8 @@ function labRow(
   return {
     scheme: name,
     mode: evidence.mode,
+    attack: attack.attack,
+    attackStats: attack.stats,
     spec: result.spec,
     keyFingerprint: result.keyFingerprint,
     masterFingerprint: result.masterFingerprint,
@@ -405,6 +568,7 @@ function labRow(
       trainingTokens: config.studentTokens,
       watermarkedTokens: student.text.watermarkedTokens,
       promptTokens: student.text.promptTokens,
+      prune: config.prune,
       ngrams: student.model.info.ngrams,
     },
     probes: evidence.probes,

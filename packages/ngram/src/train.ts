@@ -21,6 +21,12 @@ export interface TrainOptions {
   vocabSize?: number;
   /** Free-form JSON-serialisable facts stored in the model file (e.g. which corpus it was trained on). */
   meta?: Record<string, unknown>;
+  /**
+   * Count pruning: n-grams of orders ≥ 2 seen fewer than `minCount` times in the training text (raw count)
+   * are dropped from the model, as KenLM's `--prune` does; unigrams are kept. Default 1 (no pruning). See
+   * `NgramTrainer.build` for how the model stays normalised.
+   */
+  minCount?: number;
 }
 
 const EMPTY = -1;
@@ -39,6 +45,7 @@ export class NgramTrainer {
   readonly vocabSize: number;
   readonly tokenizer: Tokenizer | null;
   readonly meta: Record<string, unknown> | undefined;
+  readonly minCount: number;
   /** Tokens counted (predicted positions), over all documents. */
   tokens = 0;
   documents = 0;
@@ -77,6 +84,11 @@ export class NgramTrainer {
         `vocabSize ${vocabSize} is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize})`,
       );
     }
+    const minCount = options.minCount ?? 1;
+    if (!(Number.isInteger(minCount) && minCount >= 1 && minCount <= 2 ** 31)) {
+      fail('E_INVALID_OPTIONS', `minCount must be a positive integer; got ${minCount}`);
+    }
+    this.minCount = minCount;
     this.order = order;
     this.vocabSize = vocabSize;
     this.tokenizer = tokenizer;
@@ -219,6 +231,15 @@ export class NgramTrainer {
    * The model. Kneser-Ney's adjusted counts: the raw count for n-grams of the highest order and for those
    * that start with `<bos>` (they have no left context); for the others, the continuation count
    * N1+(• w2…wn), the number of distinct words seen before them. The trainer cannot be used afterwards.
+   *
+   * With `minCount` > 1, n-grams of orders ≥ 2 whose raw count is below it are left out of the model's
+   * levels (and with them their extensions, whose raw counts are no larger). Pruning is consistent with the
+   * model's recursion: a kept n-gram's suffix has a raw count at least its own, so it is kept too; the
+   * continuation counts are taken over the whole trie before pruning (as KenLM adjusts counts before it
+   * prunes), so every kept lower-order n-gram keeps its count ≥ 1; and the model computes each context's
+   * γ(h) and total from its kept children, so the mass of the pruned ones moves to the backoff and every
+   * context's distribution still sums to 1. The discounts come from the kept levels' count-of-counts, as for
+   * any model (a level with no singletons left takes the fallback discounts).
    */
   build(): NgramModel {
     if (this.#built) fail('E_INVALID_OPTIONS', 'this trainer has already built its model');
@@ -243,7 +264,9 @@ export class NgramTrainer {
 
     const adjusted = new Uint32Array(size);
     const levelSizes = new Array<number>(order + 1).fill(0);
+    const minCount = this.minCount;
     for (let id = first; id < size; id++) {
+      if (raw[id] < minCount) continue;
       adjusted[id] = depth[id] === order || fromBos[id] === 1 ? raw[id] : continuation[id];
       levelSizes[depth[id]]++;
     }
@@ -267,6 +290,7 @@ export class NgramTrainer {
       for (let p = 0; p < parents; p++) {
         let m = 0;
         for (let id = firstChild[previous[p]]; id !== EMPTY; id = nextSibling[id]) {
+          if (raw[id] < minCount) continue;
           if (m === group.length) {
             const grown = new Float64Array(2 * m);
             grown.set(group);

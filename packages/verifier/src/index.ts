@@ -1,4 +1,18 @@
 export {
+  type AccountAttribution,
+  type AccountGroups,
+  type AccountJob,
+  type AccountLayerTestResult,
+  type AttributionOptions,
+  type AttributionResult,
+  accountGroups,
+  accountLayerTest,
+  accountSums,
+  attributeAccounts,
+  type PreparedAccounts,
+  prepareAccounts,
+} from './attribution';
+export {
   CONTROL_CONTEXT,
   controlMasterKey,
   controlTenant,

@@ -279,6 +279,7 @@ async function investigateEvidence(
       stopping,
       controls,
       alpha,
+      mode: evidence.mode,
     }),
     timings: {
       tapeMs,
@@ -304,6 +305,8 @@ export function citeVerdict(input: {
   stopping: StoppingRule;
   controls: Pick<ControlReport, 'count' | 'passed' | 'alpha'> & { uniformity: { pValue: number } };
   alpha: number;
+  /** How the evidence was gathered (default closed): the verdict says what carries the watermark. */
+  mode?: 'closed' | 'read';
 }): Verdict {
   const { stopping, controls, alpha } = input;
   if (stopping !== 'fixed' && stopping !== 'anytime') {
@@ -319,7 +322,11 @@ export function citeVerdict(input: {
   if (!controls.passed) {
     text = `inconclusive (${cited}): the ${controls.count} control keys FAILED: their p-values are not uniform (${ks} < ${controls.alpha}); the test is not calibrated on this evidence, so its p-value cannot support a detection`;
   } else if (detected) {
-    text = `watermark detected at α = ${formatAlpha(alpha)} (${cited}): the suspect's outputs carry this key's watermark; the ${controls.count} control keys behave as chance (${ks})`;
+    const carrier =
+      input.mode === 'read'
+        ? "the suspect's predictions on the owner's texts carry this key's watermark (reading mode)"
+        : "the suspect's outputs carry this key's watermark";
+    text = `watermark detected at α = ${formatAlpha(alpha)} (${cited}): ${carrier}; the ${controls.count} control keys behave as chance (${ks})`;
   } else {
     text = `no watermark detected at α = ${formatAlpha(alpha)} (${cited}); the ${controls.count} control keys behave as chance (${ks})`;
   }

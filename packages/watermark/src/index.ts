@@ -1,3 +1,11 @@
+export {
+  ACCOUNT_LAYER_GAMMA,
+  AccountLayer,
+  AccountLayerKey,
+  accountGreenWord,
+  checkAccountId,
+  MAX_ACCOUNT_ID_LENGTH,
+} from './account-layer';
 export { WatermarkError, type WatermarkErrorCode } from './errors';
 export * from './interop/index';
 export { KeySet64, shortWindowKeyHi, shortWindowKeyLo, windowKey } from './key-set';
@@ -13,6 +21,7 @@ export {
   readWindows,
 } from './reading';
 export {
+  accountLayerKey,
   type CreateSchemeOptions,
   canonicalSpec,
   createScheme,

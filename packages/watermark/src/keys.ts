@@ -140,14 +140,23 @@ export class SchemeKey {
   readonly masterFingerprint: string;
   readonly tenant: string | undefined;
 
-  constructor(master: MasterKey, canonicalSpec: string, tenant?: string) {
+  /**
+   * `purpose` separates the keys of one scheme and tenant: 'scheme-prf' (the watermark itself) and
+   * 'account-layer-prf' (its account layer, see account-layer.ts).
+   */
+  constructor(
+    master: MasterKey,
+    canonicalSpec: string,
+    tenant?: string,
+    purpose: 'scheme-prf' | 'account-layer-prf' = 'scheme-prf',
+  ) {
     if (
       tenant !== undefined &&
       (typeof tenant !== 'string' || tenant.length === 0 || tenant.includes('\0'))
     ) {
       fail('E_KEY_FORMAT', 'a tenant id must be a non-empty string without NUL characters');
     }
-    this.#prfKey = master.deriveBytes('scheme-prf', `${canonicalSpec}\0${tenant ?? ''}`, 16);
+    this.#prfKey = master.deriveBytes(purpose, `${canonicalSpec}\0${tenant ?? ''}`, 16);
     this.fingerprint = fingerprintOf(this.#prfKey);
     this.masterFingerprint = master.fingerprint;
     this.tenant = tenant;

@@ -1,8 +1,9 @@
+import { AccountLayerKey } from './account-layer';
 import { fail, WatermarkError } from './errors';
 import { type MasterKey, SchemeKey } from './keys';
 import type { Scheme } from './scheme';
 import { GumbelScheme, type GumbelSpec, gumbelKeyedSpec, readGumbelSpec } from './schemes/gumbel';
-import { KgwScheme, type KgwSpec, readKgwSpec } from './schemes/kgw';
+import { KgwScheme, type KgwSpec, kgwKeyedSpec, readKgwSpec } from './schemes/kgw';
 import { readSynthIdSpec, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
 import { canonicalJson, SpecReader } from './spec';
 
@@ -10,18 +11,23 @@ export type SchemeSpec = KgwSpec | GumbelSpec | SynthIdSpec;
 
 interface SchemeDefinition {
   read(reader: SpecReader, raw: Record<string, unknown>): SchemeSpec;
-  create(spec: SchemeSpec, key: SchemeKey): Scheme;
+  create(spec: SchemeSpec, key: SchemeKey, accountKey?: AccountLayerKey): Scheme;
   /** The part of the spec the key is derived from, where a field only shapes sampling (default: all of it). */
   keyed?(spec: SchemeSpec): object;
 }
 
 const SCHEMES: Record<string, SchemeDefinition> = {
-  kgw: { read: readKgwSpec, create: (spec, key) => new KgwScheme(spec as KgwSpec, key) },
+  kgw: {
+    read: readKgwSpec,
+    create: (spec, key, accountKey) => new KgwScheme(spec as KgwSpec, key, accountKey),
+    keyed: (spec) => kgwKeyedSpec(spec as KgwSpec),
+  },
   // The Unigram watermark is KGW with an empty context; the spec is stored as kgw with contextWidth 0.
   unigram: {
     read: (_reader, raw) =>
       readKgwSpec(new SpecReader({ ...raw, scheme: 'kgw', contextWidth: 0 }, 'unigram')),
-    create: (spec, key) => new KgwScheme(spec as KgwSpec, key),
+    create: (spec, key, accountKey) => new KgwScheme(spec as KgwSpec, key, accountKey),
+    keyed: (spec) => kgwKeyedSpec(spec as KgwSpec),
   },
   gumbel: {
     read: readGumbelSpec,
@@ -79,8 +85,13 @@ export function keyedSpec(spec: unknown): string {
 }
 
 export interface CreateSchemeOptions {
-  /** Derive a per-tenant (per-account) key, so that outputs can be attributed to the tenant. */
+  /** Derive a per-tenant key: the tenant's outputs carry a watermark of their own. */
   tenant?: string;
+  /**
+   * With a spec that has an account layer (`accountDelta`): the account whose layer the outputs carry beside the
+   * organisation layer (account-layer.ts). Without it such a scheme embeds the organisation layer alone.
+   */
+  account?: string;
 }
 
 /** A keyed scheme: the spec is validated, and the scheme's key derived from the master key. */
@@ -92,6 +103,23 @@ export function createScheme(spec: unknown, master: MasterKey, options: CreateSc
       'createScheme needs a MasterKey (use MasterKey.parse or MasterKey.generate)',
     );
   }
-  const key = new SchemeKey(master, keyedSpec(parsed), options.tenant);
-  return definitionOf(parsed.scheme).create(parsed, key);
+  const keyed = keyedSpec(parsed);
+  const key = new SchemeKey(master, keyed, options.tenant);
+  const layered = parsed.scheme === 'kgw' && parsed.accountDelta !== undefined;
+  if (options.account !== undefined && !layered)
+    fail('E_INVALID_SPEC', 'an account needs a kgw spec with an account layer (accountDelta > 0)');
+  const accountKey = layered ? new AccountLayerKey(master, keyed, options.tenant) : undefined;
+  const scheme = definitionOf(parsed.scheme).create(parsed, key, accountKey);
+  return options.account === undefined ? scheme : (scheme as KgwScheme).forAccount(options.account);
+}
+
+/**
+ * The account layer's key of a layered kgw spec (`accountDelta` > 0) under a master key and tenant: what
+ * attribution scores candidate accounts with.
+ */
+export function accountLayerKey(spec: unknown, master: MasterKey, tenant?: string): AccountLayerKey {
+  const parsed = parseSpec(spec);
+  if (parsed.scheme !== 'kgw' || parsed.accountDelta === undefined)
+    fail('E_INVALID_SPEC', 'the spec has no account layer: a kgw spec with accountDelta > 0 is needed');
+  return new AccountLayerKey(master, keyedSpec(parsed), tenant);
 }

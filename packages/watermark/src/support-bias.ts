@@ -1,5 +1,7 @@
+import type { AccountLayer } from './account-layer';
 import { fail } from './errors';
 import { type Scheme, SchemeBase, type WindowGreenList } from './scheme';
+import { KgwScheme } from './schemes/kgw';
 
 /** Estimated bytes of one cache entry beside its green positions (Map entry, typed-array header, key). */
 const ENTRY_OVERHEAD = 64;
@@ -15,30 +17,51 @@ const ENTRY_OVERHEAD = 64;
  * in the support (16 bits each when the support has at most 65,536 tokens). A later step in the same window adds
  * δ to those tokens only. The biased logits are bit-for-bit those of the scheme's own call (tested); everything
  * else is delegated.
+ *
+ * A layered KGW scheme (`accountDelta` > 0, account-layer.ts) is wrapped the same way: the organisation layer's
+ * green list (`organisationGreen`) is the cached one, and `forAccount` gives a view for one account that shares the
+ * support and the cache and adds the account layer over the support at each step, uncached (the account changes
+ * from request to request; one hash per 32-token block of the support), before the organisation δ, as
+ * `KgwScheme.biasLogits` does: bit-for-bit that scheme's `forAccount(account).biasLogits` (tested).
  */
 export class SupportBiasScheme extends SchemeBase implements Scheme {
   readonly inner: Scheme;
-  /** The inner scheme's: the wrapper adds the same δ to the same tokens. */
-  readonly windowGreen: WindowGreenList;
+  /**
+   * The inner scheme's: the wrapper adds the same δ to the same tokens. Undefined when an account layer is on
+   * (as for `KgwScheme`): the bias is then no longer one δ on one window-set list.
+   */
+  readonly windowGreen: WindowGreenList | undefined;
+  /** The organisation layer's green list: the one cached, with or without an account layer. */
+  readonly organisationGreen: WindowGreenList;
+  /** The account layer this view adds (`forAccount`), if any. */
+  readonly accountLayer: AccountLayer | undefined;
+  /** The layered KGW scheme without an account that `forAccount` views derive from; null for one layer. */
+  readonly #layered: KgwScheme | null;
   readonly #support: Int32Array;
   readonly #delta: number;
   readonly #width: number;
   readonly #vocab: number;
   /** Whether every window packs exactly into one double as a base-V number: V^h < 2^53. */
   readonly #numericKey: boolean;
-  readonly #budget: number;
-  #bytes = 0;
-  readonly #cache = new Map<number | string, Uint16Array | Uint32Array>();
-  #flags: Uint8Array | null = null;
-  hits = 0;
-  misses = 0;
+  /** The organisation layer's cache and counters, shared by every account view of this wrapper. */
+  readonly #shared: GreenCache;
   /** The inner scheme's keys and batched scorer, where it has them: detection through the wrapper is the inner's. */
   readonly contextKey?: Scheme['contextKey'];
   readonly inputKey?: Scheme['inputKey'];
   readonly scoreMany?: Scheme['scoreMany'];
 
-  constructor(inner: Scheme, support: Int32Array, options: { cacheBytes?: number } = {}) {
-    const green = inner.windowGreen;
+  /** `shared` is internal: the cache a `forAccount` view shares with the wrapper it came from. */
+  constructor(
+    inner: Scheme,
+    support: Int32Array,
+    options: { cacheBytes?: number } = {},
+    shared?: { cache: GreenCache; layered: KgwScheme | null; green: WindowGreenList },
+  ) {
+    const kgw = inner instanceof KgwScheme ? inner : null;
+    const green =
+      shared?.green ??
+      inner.windowGreen ??
+      (kgw?.accountLayer === undefined ? undefined : kgw.organisationGreen);
     if (green === undefined || typeof inner.biasLogits !== 'function') {
       fail(
         'E_INVALID_SPEC',
@@ -53,7 +76,16 @@ export class SupportBiasScheme extends SchemeBase implements Scheme {
       tenant: inner.tenant,
     });
     this.inner = inner;
-    this.windowGreen = green;
+    this.accountLayer = kgw?.accountLayer;
+    this.windowGreen = this.accountLayer === undefined ? green : undefined;
+    this.organisationGreen = green;
+    this.#layered =
+      shared?.layered ??
+      (kgw !== null && kgw.spec.accountDelta !== undefined
+        ? kgw.accountLayer === undefined
+          ? kgw
+          : kgw.forAccount(undefined)
+        : null);
     this.#support = support;
     this.#delta = green.delta;
     this.#width = inner.contextWidth;
@@ -62,15 +94,64 @@ export class SupportBiasScheme extends SchemeBase implements Scheme {
     for (let j = 0; j < this.#width; j++) span *= this.#vocab;
     // Exact below 2^53; above it the product only grows, so an unsafe span never passes for a safe one.
     this.#numericKey = Number.isSafeInteger(span);
-    this.#budget = options.cacheBytes ?? 128 * 2 ** 20;
+    this.#shared = shared?.cache ?? new GreenCache(options.cacheBytes ?? 128 * 2 ** 20);
     this.contextKey = inner.contextKey?.bind(inner);
     this.inputKey = inner.inputKey?.bind(inner);
     this.scoreMany = inner.scoreMany?.bind(inner);
   }
 
-  /** Whether the wrapper is exact for this scheme: it says its green list depends on the context window only. */
+  /**
+   * The same wrapper embedding `account`'s layer too (`undefined`: the organisation layer alone), for a layered KGW
+   * scheme (`accountDelta` > 0): shares the support and the organisation layer's cache, so it is cheap per request.
+   */
+  forAccount(account: string | undefined): SupportBiasScheme {
+    const layered = this.#layered;
+    if (layered === null)
+      fail('E_INVALID_SPEC', 'this scheme has no account layer: a kgw spec with accountDelta > 0 is needed');
+    return new SupportBiasScheme(
+      layered.forAccount(account),
+      this.#support,
+      {},
+      {
+        cache: this.#shared,
+        layered,
+        green: this.organisationGreen,
+      },
+    );
+  }
+
+  /** The account the outputs of this view carry, if any. */
+  get account(): string | undefined {
+    return this.accountLayer?.account;
+  }
+
+  /** Organisation-layer cache hits and misses, over this wrapper and its account views. */
+  get hits(): number {
+    return this.#shared.hits;
+  }
+
+  set hits(value: number) {
+    this.#shared.hits = value;
+  }
+
+  get misses(): number {
+    return this.#shared.misses;
+  }
+
+  set misses(value: number) {
+    this.#shared.misses = value;
+  }
+
+  /**
+   * Whether the wrapper is exact for this scheme: it says its green list depends on the context window only, or it
+   * is a layered KGW scheme whose organisation layer's does.
+   */
   static applies(scheme: Scheme): boolean {
-    return scheme.windowGreen !== undefined && typeof scheme.biasLogits === 'function';
+    const layered =
+      scheme instanceof KgwScheme &&
+      scheme.accountLayer !== undefined &&
+      scheme.organisationGreen !== undefined;
+    return (scheme.windowGreen !== undefined || layered) && typeof scheme.biasLogits === 'function';
   }
 
   biasLogits(
@@ -87,16 +168,19 @@ export class SupportBiasScheme extends SchemeBase implements Scheme {
       this.inner.biasLogits!(sequence, logits, ids, count);
       return;
     }
-    let green = this.#cache.get(key);
+    // The account layer first, then the organisation δ: KgwScheme.biasLogits' order, so the float32 sums agree.
+    if (this.accountLayer !== undefined) this.#biasAccount(sequence, logits, this.accountLayer);
+    const cache = this.#shared;
+    let green = cache.map.get(key);
     if (green === undefined) {
-      this.misses++;
+      cache.misses++;
       green = this.#greenOfSupport(sequence);
-      this.#insert(key, green);
+      cache.insert(key, green);
     } else {
-      this.hits++;
+      cache.hits++;
       // Most recently used last: Map iteration order is insertion order.
-      this.#cache.delete(key);
-      this.#cache.set(key, green);
+      cache.map.delete(key);
+      cache.map.set(key, green);
     }
     const delta = this.#delta;
     if (green instanceof Uint16Array) {
@@ -107,25 +191,35 @@ export class SupportBiasScheme extends SchemeBase implements Scheme {
     }
   }
 
-  #insert(key: number | string, green: Uint16Array | Uint32Array): void {
-    this.#cache.set(key, green);
-    this.#bytes += green.byteLength + ENTRY_OVERHEAD;
-    while (this.#bytes > this.#budget && this.#cache.size > 1) {
-      const oldest = this.#cache.keys().next().value!;
-      this.#bytes -= this.#cache.get(oldest)!.byteLength + ENTRY_OVERHEAD;
-      this.#cache.delete(oldest);
-    }
+  /**
+   * Adds the account layer's δ to the support's tokens green for the account after the sequence: the layer's own
+   * `green` over the sorted support, one hash per run of a 32-token block, so never re-implemented here.
+   */
+  #biasAccount(sequence: ArrayLike<number>, logits: Float32Array, layer: AccountLayer): void {
+    const support = this.#support;
+    const flags = this.#flagsBuffer();
+    const found = layer.green(sequence, support, support.length, flags);
+    if (found === 0) return;
+    const delta = layer.delta;
+    for (let j = 0; j < support.length; j++) if (flags[j] === 1) logits[support[j]] += delta;
+  }
+
+  #flagsBuffer(): Uint8Array {
+    const cache = this.#shared;
+    if (cache.flags === null || cache.flags.length < this.#support.length)
+      cache.flags = new Uint8Array(this.#support.length);
+    return cache.flags;
   }
 
   /** Whether the cache has room for another entry of about the usual size. */
   #room(): boolean {
     const typical = (this.#support.length / 4) * (this.#support.length <= 65_536 ? 2 : 4) + ENTRY_OVERHEAD;
-    return this.#bytes + typical <= this.#budget;
+    return this.#shared.bytes + typical <= this.#shared.budget;
   }
 
   /** Contexts cached now. */
   get cached(): number {
-    return this.#cache.size;
+    return this.#shared.map.size;
   }
 
   /**
@@ -145,8 +239,8 @@ export class SupportBiasScheme extends SchemeBase implements Scheme {
       if (options.stopped?.()) break;
       window[0] = contexts[i];
       const key = this.#key(window);
-      if (key === undefined || this.#cache.has(key)) continue;
-      this.#insert(key, this.#greenOfSupport(window));
+      if (key === undefined || this.#shared.map.has(key)) continue;
+      this.#shared.insert(key, this.#greenOfSupport(window));
       added++;
       if (performance.now() - sliceStart > sliceMs) {
         await new Promise((resolve) => setImmediate(resolve));
@@ -204,13 +298,36 @@ export class SupportBiasScheme extends SchemeBase implements Scheme {
   /** Positions in the support (16-bit when they fit) or token ids of the support's green tokens, in support order. */
   #greenOfSupport(sequence: ArrayLike<number>): Uint16Array | Uint32Array {
     const support = this.#support;
-    this.#flags ??= new Uint8Array(support.length);
-    const flags = this.#flags;
-    const found = this.windowGreen.green(sequence, support, support.length, flags);
+    const flags = this.#flagsBuffer();
+    const found = this.organisationGreen.green(sequence, support, support.length, flags);
     const small = support.length <= 65_536;
     const green = small ? new Uint16Array(found) : new Uint32Array(found);
     let k = 0;
     for (let j = 0; j < support.length; j++) if (flags[j] === 1) green[k++] = small ? j : support[j];
     return green;
+  }
+}
+
+/** The organisation layer's LRU cache of green lists by window, with its counters and scratch flags. */
+class GreenCache {
+  readonly map = new Map<number | string, Uint16Array | Uint32Array>();
+  readonly budget: number;
+  bytes = 0;
+  flags: Uint8Array | null = null;
+  hits = 0;
+  misses = 0;
+
+  constructor(budget: number) {
+    this.budget = budget;
+  }
+
+  insert(key: number | string, green: Uint16Array | Uint32Array): void {
+    this.map.set(key, green);
+    this.bytes += green.byteLength + ENTRY_OVERHEAD;
+    while (this.bytes > this.budget && this.map.size > 1) {
+      const oldest = this.map.keys().next().value!;
+      this.bytes -= this.map.get(oldest)!.byteLength + ENTRY_OVERHEAD;
+      this.map.delete(oldest);
+    }
   }
 }

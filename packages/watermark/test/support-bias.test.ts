@@ -3,6 +3,7 @@ import {
   createInteropScheme,
   createRng,
   createScheme,
+  type KgwScheme,
   MasterKey,
   type Scheme,
   SupportBiasScheme,
@@ -170,5 +171,72 @@ describe('SupportBiasScheme', () => {
     expect(SupportBiasScheme.applies(createInteropScheme({ ...specs[1], seedingScheme: 'selfhash' }))).toBe(
       false,
     );
+  });
+});
+
+describe('SupportBiasScheme with an account layer', () => {
+  const layered = { ...kgw, accountDelta: 1.5 };
+
+  it("biases exactly as the layered scheme's forAccount(account).biasLogits, the cache shared by accounts", () => {
+    const support = supportOf(V, 31_480);
+    const rng = createRng('account context');
+    const context = Array.from({ length: 10 }, () => support[Math.floor(rng() * 40)]);
+    const scheme = createScheme(layered, key) as KgwScheme;
+    const wrapper = new SupportBiasScheme(createScheme(layered, key), support);
+    // Without an account, the organisation layer alone: the one-layer scheme's bias, and windowGreen as before.
+    expect(wrapper.accountLayer).toBeUndefined();
+    expect(wrapper.windowGreen).toBeDefined();
+    const oneLayer = createScheme(kgw, key);
+    for (let end = 1; end <= context.length; end++)
+      expect(agrees(oneLayer, wrapper, support, context.slice(0, end))).toBe(true);
+    const misses = wrapper.misses;
+    for (const account of ['acct-a', 'acct-b', 'ü ∂ 🐙']) {
+      const plain = scheme.forAccount(account);
+      const view = wrapper.forAccount(account);
+      expect(view.account).toBe(account);
+      expect(view.accountLayer?.delta).toBe(1.5);
+      expect(view.windowGreen).toBeUndefined();
+      expect(view.organisationGreen).toBe(wrapper.organisationGreen);
+      for (let end = 1; end <= context.length; end++) {
+        for (let round = 0; round < 2; round++) {
+          expect(agrees(plain, view, support, context.slice(0, end))).toBe(true);
+        }
+      }
+      // A view built from a scheme that already carries the account agrees too.
+      const direct = new SupportBiasScheme(createScheme(layered, key, { account }), support);
+      expect(direct.account).toBe(account);
+      expect(agrees(plain, direct, support, context.slice(0, 4))).toBe(true);
+      // Detection through a view is the organisation layer's.
+      expect(view.score(context, 3)).toBe(oneLayer.score(context, 3));
+    }
+    // Every window was cached by the account-less pass: the views only hit the shared cache.
+    expect(wrapper.misses).toBe(misses);
+    expect(wrapper.forAccount('acct-a').hits).toBe(wrapper.hits);
+    // Accounts do change the logits (the layer is really on), and forAccount(undefined) drops it.
+    const row = (s: Scheme) => {
+      const logits = rowOf(V, support, 'one');
+      s.biasLogits!(context, logits);
+      return logits;
+    };
+    expect(same(row(wrapper.forAccount('acct-a')), row(wrapper.forAccount('acct-b')))).toBe(false);
+    expect(same(row(wrapper.forAccount('acct-a').forAccount(undefined)), row(oneLayer))).toBe(true);
+  });
+
+  it('falls back to the layered scheme itself off the cached path, and refuses accounts without a layer', () => {
+    const support = supportOf(V, 2_000);
+    const scheme = createScheme(layered, key) as KgwScheme;
+    const view = new SupportBiasScheme(createScheme(layered, key), support).forAccount('acct-a');
+    // A candidate list (ids) is the inner scheme's own call: the same bits.
+    const ids = Int32Array.from(support.subarray(0, 300));
+    const a = Float32Array.from(ids, (_, i) => (i % 7) - 3);
+    const b = Float32Array.from(a);
+    scheme.forAccount('acct-a').biasLogits(ids.subarray(0, 3), a, ids, ids.length);
+    view.biasLogits(ids.subarray(0, 3), b, ids, ids.length);
+    expect(same(a, b)).toBe(true);
+    expect(SupportBiasScheme.applies(scheme.forAccount('acct-a'))).toBe(true);
+    expect(() => new SupportBiasScheme(createScheme(kgw, key), support).forAccount('acct-a')).toThrow(
+      WatermarkError,
+    );
+    expect(() => view.forAccount('bad\naccount')).toThrow(WatermarkError);
   });
 });

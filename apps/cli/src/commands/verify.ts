@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
-import { EvidenceStore, parseCompletion, type RunRecord, sampleOf, sha256Hex } from '@tracemark/evidence';
+import {
+  EvidenceStore,
+  parseCompletion,
+  type RunRecord,
+  readBinding,
+  sampleOf,
+  sha256Hex,
+  storedReadTexts,
+} from '@tracemark/evidence';
 import {
   buildWindowFilter,
   DEFAULT_CONTROLS,
   formatPValue,
   type InvestigateResult,
   investigate,
+  investigateReading,
   jsonArgument,
   loadTokenizer,
   type OwnerFilterSummary,
@@ -79,6 +88,21 @@ export interface VerifyReport extends Omit<InvestigateResult, 'timings'> {
   suspect: SuspectSummary;
   /** A few stored outputs (the first in store order), for a report to show. */
   samples: { id: string; prompt: string; text: string }[];
+  /**
+   * Reading mode (`tracemark read` filled the store): where the predictions came from, the windows and the
+   * texts (by the SHA-256 of their token ids); `responses` then lists the stored windows' bodies.
+   */
+  readingEvidence?: {
+    sourceKind: string;
+    source: string;
+    tokenizer: string;
+    context: number;
+    overlap: number;
+    texts: { id: string; name: string; tokens: number; positionsRead: number }[];
+    windows: number;
+    /** Texts whose windows were not all read (a read stopped early): scored up to their first unread window. */
+    incompleteTexts: number;
+  };
   timings: InvestigateResult['timings'] & { readMs: number; tokenizeMs: number };
 }
 
@@ -151,6 +175,17 @@ export async function runVerifyCommand(values: VerifyOptions, positionals: strin
   const filterWidth = Number(filterWidthText);
   if (!(Number.isInteger(filterWidth) && filterWidth >= 1 && filterWidth <= 16)) {
     fail('E_USAGE', `--filter-width must be an integer from 1 to 16; got ${filterWidthText}`);
+  }
+  const inspect = EvidenceStore.open(values.store);
+  const mode = inspect.mode;
+  inspect.close();
+  if (mode === 'read') {
+    if (values.ownerText !== undefined)
+      fail(
+        'E_USAGE',
+        "--owner-text does not apply to a reading store: the suspect read the owner's own texts",
+      );
+    return verifyReading(values, { spec, key, tenants, controls, alpha, controlsAlpha, threads });
   }
   const tokenizer = await loadTokenizer(values.tokenizer);
   const owner =
@@ -261,13 +296,112 @@ export async function runVerifyCommand(values: VerifyOptions, positionals: strin
   return values.failOnDetect && result.verdict.detected ? 1 : 0;
 }
 
+/** verify on a store filled by `tracemark read`: the reading-mode test of the stored predictions. */
+async function verifyReading(
+  values: VerifyOptions,
+  options: Omit<Parameters<typeof investigateReading>[1], 'stopping'>,
+): Promise<number> {
+  const store = values.store as string;
+  let started = performance.now();
+  const evidence = EvidenceStore.open(store);
+  let rebuilt: ReturnType<typeof storedReadTexts>;
+  let binding: ReturnType<typeof readBinding>;
+  let runs: RunRecord[];
+  let model: string | null;
+  try {
+    binding = readBinding(evidence);
+    if (binding === undefined) fail('E_INPUT', `${store} holds no readings; run tracemark read first`);
+    // Every body is checked against its SHA-256, and parsed again: what is scored is what the bodies say.
+    rebuilt = storedReadTexts(evidence, binding.chunk, binding.overlap);
+    runs = evidence.runs();
+    model = evidence.model ?? null;
+  } finally {
+    evidence.close();
+  }
+  if (rebuilt.texts.length === 0) fail('E_INPUT', `${store} holds no readings; run tracemark read first`);
+  const readMs = performance.now() - started;
+  const { vocabSize } = parseSpec(options.spec);
+  for (const text of rebuilt.texts) {
+    for (const ids of [text.tokens, text.predictions]) {
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i] >= vocabSize)
+          fail(
+            'E_TOKEN_RANGE',
+            `${store} holds token ids beyond the spec's vocabSize (${vocabSize}): the texts were read with ${binding.tokenizer}, not in the watermark's vocabulary`,
+          );
+      }
+    }
+  }
+  started = performance.now();
+  const result = await investigateReading(rebuilt.texts, { ...options, stopping: 'fixed' });
+  const reportedModels: Record<string, number> = {};
+  let firstRequestedAt: string | null = null;
+  let lastReceivedAt: string | null = null;
+  const sources = new Set<string>();
+  for (const r of rebuilt.readings) {
+    const reported = r.reportedModel ?? '(none)';
+    reportedModels[reported] = (reportedModels[reported] ?? 0) + 1;
+    if (firstRequestedAt === null || r.requestedAt < firstRequestedAt) firstRequestedAt = r.requestedAt;
+    if (lastReceivedAt === null || r.receivedAt > lastReceivedAt) lastReceivedAt = r.receivedAt;
+    sources.add(r.sourceKind === 'endpoint' ? redactEndpoint(r.source) : r.source);
+  }
+  const report: VerifyReport = {
+    command: 'verify',
+    store,
+    model,
+    reportedModels,
+    tokenizer: binding.tokenizer,
+    ownerFilter: null,
+    ...result,
+    responses: {
+      count: rebuilt.readings.length,
+      sha256: rebuilt.readings.map((r) => r.responseSha256),
+      endpoints: [...sources],
+      firstRequestedAt,
+      lastReceivedAt,
+    },
+    runs,
+    stoppedBySequentialTest: false,
+    suspect: {
+      requestedModel: model,
+      reportedModels,
+      endpoints: [...sources],
+      probeDates: { first: firstRequestedAt, last: lastReceivedAt },
+      responses: rebuilt.readings.length,
+      tokens: { seen: result.seen, scored: result.scored },
+    },
+    samples: [],
+    readingEvidence: {
+      sourceKind: binding.kind,
+      source: binding.kind === 'endpoint' ? redactEndpoint(binding.source) : binding.source,
+      tokenizer: binding.tokenizer,
+      context: binding.chunk,
+      overlap: binding.overlap,
+      texts: rebuilt.names.map((t) => ({
+        id: t.textId,
+        name: t.name,
+        tokens: t.tokens,
+        positionsRead: t.positions,
+      })),
+      windows: rebuilt.windows,
+      incompleteTexts: rebuilt.incompleteTexts,
+    },
+    timings: { ...result.timings, readMs, tokenizeMs: 0 },
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else process.stdout.write(`${verifyLines(report).join('\n')}\n`);
+  return values.failOnDetect && result.verdict.detected ? 1 : 0;
+}
+
 export function verifyLines(report: VerifyReport): string[] {
+  if (report.mode === 'read') return readingLines(report);
   const s = report.skipped;
   const reported = Object.entries(report.reportedModels)
     .map(([name, n]) => `${name} ×${n}`)
     .join(', ');
   const lines = [
     `suspect      ${report.model ?? '(unknown)'}: ${report.responses.count} responses in ${report.store} (reported model: ${reported})`,
+    `evidence     closed mode: the suspect's own outputs to the probe prompts`,
     `key          ${report.masterFingerprint} (scheme key ${report.keyFingerprint})  ${JSON.stringify(report.spec)}`,
     ...(report.ownerFilter === null
       ? []
@@ -275,10 +409,40 @@ export function verifyLines(report: VerifyReport): string[] {
           `filter       ${report.ownerFilter.windows} windows of ${report.ownerFilter.width} tokens from ${report.ownerFilter.documents} owner documents (${report.ownerFilter.source})`,
         ]),
     `tokens       ${report.seen} seen, ${report.scored} scored (${report.tokenizer}; not scored: ${s.duplicate} repeats, ${s.promptWindow} prompt windows, ${s.context} without context${s.filtered > 0 ? `, ${s.filtered} filtered` : ''})`,
+    ...statisticLines(report),
+  ];
+  lines.push(...tenantAndVerdictLines(report));
+  return lines;
+}
+
+/** The text report of a reading store: which mode produced the evidence, and the reading rule's skips. */
+function readingLines(report: VerifyReport): string[] {
+  const r = report.readingEvidence;
+  const reading = report.reading;
+  const reported = Object.entries(report.reportedModels)
+    .map(([name, n]) => `${name} ×${n}`)
+    .join(', ');
+  const lines = [
+    `suspect      ${report.model ?? '(unknown)'}: ${report.responses.count} windows read in ${report.store} (reported model: ${reported})`,
+    `evidence     reading mode: the suspect's top-1 next token on ${reading?.texts ?? 0} owner texts, read from ${r?.sourceKind ?? '?'} ${r?.source ?? ''} (${r?.tokenizer ?? ''}; windows of ${r?.context ?? '?'} tokens, ${r?.overlap ?? '?'} of context${r !== undefined && r.incompleteTexts > 0 ? `; ${r.incompleteTexts} texts not read to the end, scored up to their first unread window` : ''})`,
+    `key          ${report.masterFingerprint} (scheme key ${report.keyFingerprint})  ${JSON.stringify(report.spec)}`,
+    `positions    ${reading?.positions ?? 0} read, ${report.scored} scored (not scored: ${reading?.skipped.context ?? 0} before the first full window (context), ${reading?.skipped.repeatedWindow ?? 0} repeated windows, ${reading?.skipped.missing ?? 0} missing, ${report.skipped.duplicate} repeats)`,
+    ...statisticLines(report),
+  ];
+  lines.push(...tenantAndVerdictLines(report));
+  return lines;
+}
+
+function statisticLines(report: VerifyReport): string[] {
+  return [
     `p-value      ${formatPValue(report.pValue, report.log10PValue)}  (log10 ${report.log10PValue.toFixed(3)}; exact, ${describeSum(report)}; z = ${report.zScore.toFixed(2)})`,
     `e-process    10^${report.sequential.log10EValue.toFixed(2)}, largest 10^${report.sequential.log10MaxEValue.toFixed(2)}  (anytime-valid p = ${formatPValue(10 ** report.sequential.log10AnytimePValue, report.sequential.log10AnytimePValue)}, valid however probing was stopped)`,
     `controls     ${report.controls.count} never-used keys: smallest p ${formatPValue(report.controls.minPValue, Math.log10(report.controls.minPValue))}, ${report.controls.atOrBelowOwner} at or below the owner's; KS uniformity p = ${report.controls.uniformity.pValue.toPrecision(3)} → ${report.controls.passed ? 'passed' : 'FAILED'}`,
   ];
+}
+
+function tenantAndVerdictLines(report: VerifyReport): string[] {
+  const lines: string[] = [];
   if (report.tenants !== undefined) {
     const ranked = [...report.tenants].sort(
       (a, b) => a.adjustedLog10PValue - b.adjustedLog10PValue || a.log10PValue - b.log10PValue,

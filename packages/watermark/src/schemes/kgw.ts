@@ -15,6 +15,8 @@
  * Full-vocabulary embedding then costs a few hashes per 32 tokens instead of one per token, and the null
  * law is Bernoulli(G / 2^16) exactly.
  */
+import { AccountLayer, type AccountLayerKey } from '../account-layer';
+import { fail } from '../errors';
 import type { SchemeKey } from '../keys';
 import { type ContextHashing, ContextPrf } from '../prf';
 import { topKIndices } from '../sampler';
@@ -32,6 +34,11 @@ export interface KgwSpec extends BaseSpec {
   hashing: ContextHashing;
   /** SelfHash only: how many of the most likely candidates are tested for self-greenness per step. */
   selfCandidates: number;
+  /**
+   * The account layer's δ (account-layer.ts): present, and > 0, when outputs also carry the account that asked
+   * for them. Absent: one layer. Not part of the key, so the organisation layer is the one-layer watermark.
+   */
+  accountDelta?: number;
 }
 
 export const KGW_DEFAULTS = {
@@ -59,8 +66,22 @@ export function readKgwSpec(reader: SpecReader): KgwSpec {
     hashing,
     selfCandidates: reader.integer('selfCandidates', 1, 4096, KGW_DEFAULTS.selfCandidates),
   };
+  // 0 and absent name the same one-layer watermark: the canonical spec leaves it out.
+  const accountDelta = reader.number('accountDelta', { min: 0, max: 1e6, closedMin: true }, 0);
+  if (accountDelta > 0) {
+    // The layer's PRF input must be the (window, token) pair that the tape de-duplicates on: LeftHash.
+    if (hashing !== 'left')
+      fail('E_INVALID_SPEC', 'kgw spec: accountDelta needs left hashing (hashing "left")');
+    spec.accountDelta = accountDelta;
+  }
   reader.done();
   return spec;
+}
+
+/** The spec less its account layer: what the organisation layer's key is derived from. */
+export function kgwKeyedSpec(spec: KgwSpec): KgwSpec {
+  const { accountDelta: _accountDelta, ...keyed } = spec;
+  return keyed;
 }
 
 /** γ is used at this many bits of precision. */
@@ -101,8 +122,20 @@ function greenMask(bits: Uint8Array, lo: number, hi: number, block: number): num
   return lt;
 }
 
+/** The account layer's key and context PRF, shared by a scheme and its `forAccount` views. */
+interface AccountLayerParts {
+  key: AccountLayerKey;
+  prf: ContextPrf;
+}
+
 export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpec> {
   readonly #prf: ContextPrf;
+  readonly #key: SchemeKey;
+  readonly #accountParts: AccountLayerParts | undefined;
+  /** The account whose layer `biasLogits` adds (`forAccount`); undefined: the organisation layer only. */
+  readonly accountLayer: AccountLayer | undefined;
+  /** The organisation layer's green list (left and min hashing): `windowGreen` when no account layer is on. */
+  readonly organisationGreen: WindowGreenList | undefined;
   /** Only where the key is more than the plain window (MinHash, SelfHash with h > 1); see ContextPrf. */
   readonly contextKey?: Scheme['contextKey'];
   readonly inputKey?: Scheme['inputKey'];
@@ -113,7 +146,16 @@ export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpe
   readonly #self: boolean;
   #topIds = new Int32Array(0);
 
-  constructor(spec: KgwSpec, key: SchemeKey) {
+  /**
+   * `accountKey`: the account layer's key, needed when the spec has `accountDelta` (createScheme derives it).
+   * `shared` is internal: the PRFs a `forAccount` view shares with the scheme it came from.
+   */
+  constructor(
+    spec: KgwSpec,
+    key: SchemeKey,
+    accountKey?: AccountLayerKey,
+    shared?: { prf: ContextPrf; accountParts: AccountLayerParts | undefined; account: string | undefined },
+  ) {
     const scale = 2 ** GAMMA_BITS;
     const g = Math.max(1, Math.min(scale - 1, Math.round(spec.gamma * scale)));
     super(
@@ -125,18 +167,52 @@ export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpe
       },
       key,
     );
-    this.#prf = new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
+    this.#key = key;
+    this.#prf = shared?.prf ?? new ContextPrf(key, spec.vocabSize, spec.contextWidth, spec.hashing);
     const prf = this.#prf;
+    if (spec.accountDelta !== undefined && shared === undefined && accountKey === undefined)
+      fail('E_INVALID_SPEC', 'a kgw spec with accountDelta needs its account layer key (use createScheme)');
+    this.#accountParts =
+      shared?.accountParts ??
+      (spec.accountDelta === undefined || accountKey === undefined
+        ? undefined
+        : {
+            key: accountKey,
+            prf: accountKey.contextPrf(spec.vocabSize, spec.contextWidth, spec.hashing),
+          });
+    const parts = this.#accountParts;
+    this.accountLayer =
+      shared?.account === undefined || parts === undefined || spec.accountDelta === undefined
+        ? undefined
+        : new AccountLayer(parts.key, parts.prf, shared.account, spec.accountDelta);
     if (prf.hasContextKey) this.contextKey = (sequence, end, out) => prf.contextKey(sequence, end, out);
     if (prf.hasInputKey) this.inputKey = (sequence, index, out) => prf.inputKey(sequence, index, out);
     this.#bits = Uint8Array.from(comparisonBits(g), Number);
     this.#self = spec.hashing === 'self';
-    this.windowGreen = this.#self
+    this.organisationGreen = this.#self
       ? undefined
       : {
           delta: spec.delta,
           green: (sequence, ids, count, out) => this.#markGreen(sequence, ids, count, out),
         };
+    // With an account layer on, the bias is no longer one δ on one window-set list.
+    this.windowGreen = this.accountLayer === undefined ? this.organisationGreen : undefined;
+  }
+
+  /**
+   * The same watermark embedding `account`'s layer as well (the spec must have `accountDelta`); `undefined`
+   * gives the organisation layer alone. Shares this scheme's PRFs and caches: cheap enough per request.
+   */
+  forAccount(account: string | undefined): KgwScheme {
+    const parts = this.#accountParts;
+    if (parts === undefined)
+      fail('E_INVALID_SPEC', 'this kgw spec has no account layer: set accountDelta > 0 to embed accounts');
+    return new KgwScheme(this.spec, this.#key, undefined, { prf: this.#prf, accountParts: parts, account });
+  }
+
+  /** The account the outputs of this scheme carry, if any. */
+  get account(): string | undefined {
+    return this.accountLayer?.account;
   }
 
   /** Whether `token` is green after the window ending before `end`. */
@@ -164,6 +240,7 @@ export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpe
       this.#biasSelfGreen(sequence, logits, ids, count);
       return;
     }
+    this.accountLayer?.bias(sequence, logits, ids, count);
     prf.seed(sequence, end);
     const { lo, hi } = prf;
     if (ids !== null) {
