@@ -180,6 +180,8 @@ export interface AttributionResult {
   attributed: string[];
   correction: 'holm';
   alpha: number;
+  /** A sample counts towards an attributed account when its own test gives p ≤ this. */
+  sampleAlpha: number;
   candidates: number;
   samples: number;
   /** Distinct (window, token) inputs scored: the N of every account's Binomial(N, 1/2). */
@@ -315,6 +317,7 @@ export async function attributeAccounts(
     attributed: rows.filter((r) => r.attributed).map((r) => r.id),
     correction: 'holm',
     alpha,
+    sampleAlpha,
     candidates: accounts.length,
     samples: samples.length,
     scored,

@@ -51,9 +51,6 @@ export interface AttributeOptions {
 /** Line numbers of skipped lines listed in the report (the count covers them all). */
 const BAD_LINES_LISTED = 10;
 
-/** A sample's own p-value for an attributed account at or below which it counts as the account's (the verifier's default). */
-const SAMPLE_ALPHA = 0.01;
-
 /** What `tracemark attribute --json` prints. */
 export interface AttributeReport {
   command: 'attribute';
@@ -160,7 +157,6 @@ export async function runAttributeCommand(values: AttributeOptions, positionals:
     ...(tenant === undefined ? {} : { tenant }),
     accounts,
     alpha,
-    sampleAlpha: SAMPLE_ALPHA,
     ...(threads === undefined ? {} : { threads }),
   });
   const report: AttributeReport = {
@@ -177,7 +173,7 @@ export async function runAttributeCommand(values: AttributeOptions, positionals:
     tokens: dataset.tokens,
     scored: result.scored,
     skipped: result.skipped,
-    sampleAlpha: SAMPLE_ALPHA,
+    sampleAlpha: result.sampleAlpha,
     badLines: dataset.badLines,
     groups: result.groups,
     threads: result.threads,
