@@ -350,6 +350,27 @@ describe('tracemark report: input', () => {
     );
   });
 
+  it('says which mode produced the evidence: closed by default, reading mode signed into the bundle', () => {
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('<span id="mode">closed mode</span>');
+    expect(bundle().body).not.toHaveProperty('mode');
+    const file = join(dir, 'read.json');
+    const readOut = join(dir, 'read-out');
+    writeFileSync(file, JSON.stringify({ ...verify, mode: 'read' }));
+    const made = tracemark(['report', '--in', file, '--key-file', keyFile, '--out', readOut]);
+    expect(made.code, made.stderr).toBe(0);
+    const read = JSON.parse(readFileSync(join(readOut, 'bundle.json'), 'utf8')) as EvidenceBundle;
+    expect(read.body.mode).toBe('read');
+    const html = readFileSync(join(readOut, 'report.html'), 'utf8');
+    expect(html).toContain('<span id="mode">reading mode</span>');
+    expect(html).toContain("a suspect model's predictions carry");
+    expect(check(read).code).toBe(0);
+    writeFileSync(file, JSON.stringify({ ...verify, mode: 'open' }));
+    expectOneLineError(
+      tracemark(['report', '--in', file, '--key-file', keyFile, '--out', join(dir, 'x')]),
+      /read\.json: field "mode" is missing or not "closed" or "read"/,
+    );
+  });
+
   it('refuses a verify result made with another key, and reads samples from --samples', () => {
     expectOneLineError(
       tracemark(['report', '--in', verifyFile, '--key-file', otherKeyFile, '--out', join(dir, 'y')]),

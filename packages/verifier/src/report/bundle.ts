@@ -55,6 +55,8 @@ export interface EvidenceBody {
   verdict: VerdictSummary & { detected: boolean };
   /** The model probed (as the endpoint reported it), the endpoints without credentials, and when. */
   suspect?: SuspectSummary;
+  /** Reading mode (the suspect's predictions on the owner's texts were scored); absent: closed mode, as before. */
+  mode?: 'read';
   controls: { count: number; pValues: number[]; ks: KsSummary | null };
   tenants?: TenantRow[];
   trajectory: { scored: number; log10PValue: number }[];
@@ -113,6 +115,7 @@ export function evidenceBody(summary: VerifySummary, key: MasterKey, options: Bo
         summary.verdict.controlsPassed && summary.verdict.log10PValueCited <= Math.log10(options.alpha),
     },
     ...(summary.suspect === undefined ? {} : { suspect: summary.suspect }),
+    ...(summary.mode === 'read' ? { mode: 'read' as const } : {}),
     controls: {
       count: summary.controls.pValues.length,
       pValues: summary.controls.pValues,

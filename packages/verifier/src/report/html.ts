@@ -281,7 +281,14 @@ export function renderReportHtml(bundle: EvidenceBundle, samples: HighlightedSam
       ? `<span class="verdict hit" id="verdict">watermark detected</span>`
       : `<span class="verdict" id="verdict">no watermark detected</span>`;
   const suspect = body.suspect;
+  const reading = body.mode === 'read';
   const facts: [string, string][] = [
+    [
+      'evidence',
+      reading
+        ? '<span id="mode">reading mode</span>: the suspect read the owner\'s watermarked texts and its top-1 predictions were scored (Sander et al. 2024, open-model setting)'
+        : '<span id="mode">closed mode</span>: the suspect\'s answers to probe prompts were scored',
+    ],
     [
       'p-value',
       `<span id="p-cited">${escapeHtml(pText(cited.pValueCited, cited.log10PValueCited))}</span> <span class="mono">(log10 ${cited.log10PValueCited.toFixed(3)})</span> ${
@@ -371,7 +378,7 @@ export function renderReportHtml(bundle: EvidenceBundle, samples: HighlightedSam
 <body>
 <main>
 <h1>${escapeHtml(title)}</h1>
-<p class="subtitle">Evidence that text carries the watermark of key <code>${escapeHtml(body.keyFingerprint)}</code>, from ${anytime ? 'an anytime-valid sequential test' : 'an exact test'} at α = ${escapeHtml(String(body.alpha))}.</p>
+<p class="subtitle">Evidence that ${reading ? "a suspect model's predictions carry" : 'text carries'} the watermark of key <code>${escapeHtml(body.keyFingerprint)}</code>, from ${anytime ? 'an anytime-valid sequential test' : 'an exact test'} at α = ${escapeHtml(String(body.alpha))}.</p>
 <section class="card">
 ${verdict}
 <dl class="facts">${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${v}</dd>`).join('')}</dl>

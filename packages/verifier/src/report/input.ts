@@ -36,6 +36,11 @@ export interface VerifySummary {
   verdict: VerdictSummary;
   /** Which model was probed, where and when, where the verify object says so. */
   suspect?: SuspectSummary;
+  /**
+   * How the evidence was gathered: 'closed' (the suspect's answers to probes were scored) or 'read' (its top-1
+   * predictions on the owner's texts, Sander et al.'s open-model setting). A verify object without `mode` is closed.
+   */
+  mode: 'closed' | 'read';
 }
 
 export interface VerdictSummary {
@@ -214,6 +219,8 @@ export function parseVerifySummary(value: unknown, source: string): VerifySummar
 
   const verdict = verdictOf(value, pValue, log10PValue, ks, source);
   const suspect = suspectOf(value, responses, { count: responseCount, seen, scored }, source);
+  const mode = value.mode ?? 'closed';
+  need(mode === 'closed' || mode === 'read', source, 'mode', '"closed" or "read"');
 
   return {
     pValue,
@@ -234,6 +241,7 @@ export function parseVerifySummary(value: unknown, source: string): VerifySummar
       : { ownerFilter: ownerFilterOf(value.ownerFilter, source) }),
     verdict,
     ...(suspect === undefined ? {} : { suspect }),
+    mode: mode as 'closed' | 'read',
   };
 }
 
