@@ -5,7 +5,7 @@ import {
   radioactivityTest,
 } from '@tracemark/verifier';
 import { createRng, createScheme, type KgwScheme } from '@tracemark/watermark';
-import { type LabConfig, type LabOptions, resolveLabConfig } from './config';
+import { type LabConfig, type LabOptions, positiveInteger, resolveLabConfig } from './config';
 import { labKeys, loadLabData } from './data';
 import { distillStudent, type GeneratedSample, generateSamples, probeStudent, trainTeacher } from './distill';
 import { fail } from './errors';
@@ -123,20 +123,12 @@ export async function runCampaign(
   onProgress: (line: string) => void = () => {},
 ): Promise<CampaignReport> {
   const started = performance.now();
-  const organisations = options.organisations ?? 3;
-  const perOrganisation = options.accounts ?? 8000;
+  const organisations = positiveInteger(options.organisations, 3, '--organisations', 100);
+  const perOrganisation = positiveInteger(options.accounts, 8000, '--accounts', 1_000_000);
+  const samples = positiveInteger(options.samples, 2000, '--samples', 1_000_000);
   const rho = options.rho ?? 0.5;
   const accountDelta = options.accountDelta ?? 2;
   const alpha = options.alpha ?? 1e-3;
-  const samples = options.samples ?? 2000;
-  for (const [name, value, max] of [
-    ['--organisations', organisations, 100],
-    ['--accounts', perOrganisation, 1_000_000],
-    ['--samples', samples, 1_000_000],
-  ] as const) {
-    if (!(Number.isInteger(value) && value >= 1 && value <= max))
-      fail('E_USAGE', `${name} must be an integer in [1, ${max}]; got ${value}`);
-  }
   if (!(rho > 0 && rho <= 1)) fail('E_USAGE', `--rho must be in (0, 1] for a campaign; got ${rho}`);
   if (!(accountDelta > 0 && accountDelta < 100))
     fail('E_USAGE', `--account-delta must be in (0, 100); got ${accountDelta}`);

@@ -359,7 +359,13 @@ function schemeHas(name: LabSchemeName, field: 'gamma' | 'delta' | 'contextWidth
   return Object.hasOwn(LAB_SCHEMES[name], field);
 }
 
-function positiveInteger(value: number | undefined, fallback: number, name: string, max: number): number {
+/** `value` checked as an integer in [1, max] (a one-line E_USAGE failure naming the option), or `fallback`. */
+export function positiveInteger(
+  value: number | undefined,
+  fallback: number,
+  name: string,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   if (!(Number.isInteger(value) && value >= 1 && value <= max))
     fail('E_USAGE', `${name} must be an integer in [1, ${max}]; got ${value}`);

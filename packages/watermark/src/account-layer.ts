@@ -5,7 +5,7 @@ import { fail } from './errors';
 import { type MasterKey, SchemeKey } from './keys';
 import { seededHash32 } from './mix';
 import { type ContextHashing, ContextPrf } from './prf';
-import type { WindowGreenList } from './scheme';
+import { markBlockBits, type WindowGreenList } from './scheme';
 
 /**
  * The account layer of tracemark's key hierarchy (docs/design.md, "Key hierarchy"). A KGW watermark with
@@ -107,23 +107,10 @@ export class AccountLayer implements WindowGreenList {
     return ((this.#word(token >>> 5) >>> (token & 31)) & 1) === 1;
   }
 
-  /** WindowGreenList.green for the window ending at the sequence's end: one word per run of a 32-token block. */
+  /** WindowGreenList.green for the window ending at the sequence's end. */
   green(sequence: ArrayLike<number>, ids: ArrayLike<number>, count: number, out: Uint8Array): number {
     this.#prf.seed(sequence, sequence.length);
-    let block = -1;
-    let word = 0;
-    let found = 0;
-    for (let i = 0; i < count; i++) {
-      const t = ids[i];
-      if (t >>> 5 !== block) {
-        block = t >>> 5;
-        word = this.#word(block);
-      }
-      const green = (word >>> (t & 31)) & 1;
-      out[i] = green;
-      found += green;
-    }
-    return found;
+    return markBlockBits((block) => this.#word(block), ids, count, out);
   }
 
   /** Adds `delta` to the logit of every candidate green for this account after the sequence. */

@@ -98,6 +98,33 @@ export interface WindowGreenList {
   green(sequence: ArrayLike<number>, ids: ArrayLike<number>, count: number, out: Uint8Array): number;
 }
 
+/**
+ * `WindowGreenList.green` for green lists drawn 32 tokens at a time: `out[i]` is the bit of `ids[i]` in
+ * `word(⌊ids[i] / 32⌋)`, one word per run of a 32-token block (candidates sorted by id are cheapest); returns how
+ * many are set. KGW's organisation list and the account layer share it.
+ */
+export function markBlockBits(
+  word: (block: number) => number,
+  ids: ArrayLike<number>,
+  count: number,
+  out: Uint8Array,
+): number {
+  let block = -1;
+  let bits = 0;
+  let found = 0;
+  for (let i = 0; i < count; i++) {
+    const t = ids[i];
+    if (t >>> 5 !== block) {
+      block = t >>> 5;
+      bits = word(block);
+    }
+    const green = (bits >>> (t & 31)) & 1;
+    out[i] = green;
+    found += green;
+  }
+  return found;
+}
+
 /** What a scheme reports about its key: SchemeKey has these fields; interop schemes describe their spec's key. */
 export interface KeyIdentity {
   readonly fingerprint: string;

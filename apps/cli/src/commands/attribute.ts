@@ -6,6 +6,7 @@ import {
   formatPValue,
   jsonArgument,
   loadTokenizer,
+  prepareAccounts,
   readTextFile,
   type SuspectSample,
   type Tokenizer,
@@ -113,7 +114,8 @@ export async function runAttributeCommand(values: AttributeOptions, positionals:
   const parsed = parseSpec(spec);
   const { vocabSize } = parsed;
   const contextWidth = parsed.scheme === 'kgw' ? parsed.contextWidth : 0;
-  const accounts = readAccounts(values.accounts);
+  // Read with line numbers for its errors, then coded once: attribution takes the prepared list as it is.
+  const accounts = prepareAccounts(spec, master, readAccounts(values.accounts), tenant);
 
   // Progress lines come once a stage has passed its checks (a bar that clears itself while reading, on a
   // terminal), so that a failure stays one line on standard error.
@@ -149,7 +151,7 @@ export async function runAttributeCommand(values: AttributeOptions, positionals:
     dataset.badLines.count > 0 ? `; ${count(dataset.badLines.count)} malformed lines skipped` : '';
   stderr.line(
     `attribute: read ${count(dataset.samples.length)} samples (${count(dataset.tokens)} tokens) from ${values.dataset} ` +
-      `in ${seconds(readMs)} (${tokenizer.id}${skippedNote}); scoring ${count(accounts.length)} candidate accounts`,
+      `in ${seconds(readMs)} (${tokenizer.id}${skippedNote}); scoring ${count(accounts.ids.length)} candidate accounts`,
   );
   const result = await attributeAccounts(dataset.samples, {
     spec,

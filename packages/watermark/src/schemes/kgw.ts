@@ -20,7 +20,7 @@ import { fail } from '../errors';
 import type { SchemeKey } from '../keys';
 import { type ContextHashing, ContextPrf } from '../prf';
 import { topKIndices } from '../sampler';
-import { LogitBiasScheme, type Scheme, type WindowGreenList } from '../scheme';
+import { LogitBiasScheme, markBlockBits, type Scheme, type WindowGreenList } from '../scheme';
 import { type BaseSpec, MAX_CONTEXT_WIDTH, type SpecReader } from '../spec';
 
 export interface KgwSpec extends BaseSpec {
@@ -261,26 +261,13 @@ export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpe
     }
   }
 
-  /** WindowGreenList.green: the same greenMask bits that biasLogits tests, one mask per run of a 32-token block. */
+  /** WindowGreenList.green: the same greenMask bits that biasLogits tests. */
   #markGreen(sequence: ArrayLike<number>, ids: ArrayLike<number>, count: number, out: Uint8Array): number {
     const prf = this.#prf;
     prf.seed(sequence, sequence.length);
     const { lo, hi } = prf;
     const bits = this.#bits;
-    let block = -1;
-    let mask = 0;
-    let found = 0;
-    for (let i = 0; i < count; i++) {
-      const t = ids[i];
-      if (t >>> 5 !== block) {
-        block = t >>> 5;
-        mask = greenMask(bits, lo, hi, block);
-      }
-      const green = (mask >>> (t & 31)) & 1;
-      out[i] = green;
-      found += green;
-    }
-    return found;
+    return markBlockBits((block) => greenMask(bits, lo, hi, block), ids, count, out);
   }
 
   /**
