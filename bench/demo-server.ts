@@ -2,9 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LabFacts, loadTeacher, type ModelSet } from '@tracemark/lab';
-import { createScheme, MasterKey, SupportBiasScheme } from '@tracemark/watermark';
+import { loadTokenizer } from '@tracemark/verifier';
+import { createScheme, MasterKey, type Scheme, SupportBiasScheme } from '@tracemark/watermark';
+import { ChoiceRun, schemeForAccount } from '../apps/demo-server/src/generate';
 import { createApp, readConfig, type ServedModel } from '../apps/demo-server/src/index';
-import { fmt, type Section } from './harness';
+import { TokenBytes } from '../apps/demo-server/src/text';
+import { fmt, interleavedSecondsPerOp, type Section } from './harness';
 
 const TOKENS = 192;
 const ROUNDS = 12;
@@ -47,13 +50,18 @@ export async function demoServerSections(): Promise<Section[]> {
   // Measure the server as it runs after its start-up warm-up of the green-list cache.
   const warmedContexts = await warmed;
   const served = ctx.models.get('tracemark-teacher')!;
-  // Reference: the same watermark through the scheme's own full-vocabulary biasLogits, without the support cache.
+  // Reference: the same watermark through the scheme's own full-vocabulary biasLogits over full V-entry rows, as a
+  // stack without the support cache or the support rows would run it.
   const fullBias: ServedModel = {
     ...served,
     id: 'bench-full-vocabulary-bias',
     scheme: createScheme(config.spec, key),
+    fullRows: true,
   };
   ctx.models.set(fullBias.id, fullBias);
+  // Before: the served teacher (same scheme and cache) stepping over full V-entry rows, as the server did.
+  const fullRows: ServedModel = { ...served, id: 'bench-full-rows', fullRows: true };
+  ctx.models.set(fullRows.id, fullRows);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
 
   const request = async (model: string, body: Record<string, unknown>, round: number) => {
@@ -91,6 +99,17 @@ export async function demoServerSections(): Promise<Section[]> {
 
   const plain = { label: 'watermark off (tracemark-teacher-plain)', model: 'tracemark-teacher-plain' };
   const marked = { label: 'watermark on (tracemark-teacher)', model: 'tracemark-teacher' };
+  const before = { label: 'before: full rows (O(V) per step)', model: fullRows.id };
+  const after = { label: 'after: support rows (tracemark-teacher)', model: 'tracemark-teacher' };
+  const rowSettings: Setting[] = [
+    { label: 'defaults (temperature 1, no truncation)', body: {}, variants: [before, after] },
+    {
+      label: 'temperature 0.7, top_p 0.9',
+      body: { temperature: 0.7, top_p: 0.9 },
+      variants: [before, after],
+    },
+    { label: 'defaults, logprobs 5', body: { logprobs: 5 }, variants: [before, after] },
+  ];
   const settings: Setting[] = [
     {
       label: 'defaults (temperature 1, no truncation)',
@@ -98,7 +117,7 @@ export async function demoServerSections(): Promise<Section[]> {
       variants: [
         plain,
         marked,
-        { label: 'watermark on, full-vocabulary bias (reference)', model: fullBias.id },
+        { label: 'watermark on, full rows and full-vocabulary bias (reference)', model: fullBias.id },
       ],
     },
     {
@@ -109,13 +128,17 @@ export async function demoServerSections(): Promise<Section[]> {
     { label: 'greedy (temperature 0)', body: { temperature: 0 }, variants: [plain, marked] },
   ];
   const rows: (string | number)[][] = [];
+  const rowRows: (string | number)[][] = [];
   const median = (xs: number[]) => {
     const sorted = xs.slice().sort((a, b) => a - b);
     const mid = sorted.length >> 1;
     return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   };
+  let strength: Strength | null = null;
+  let stepRows: (string | number)[][] = [];
   try {
-    for (const setting of settings) {
+    for (const setting of [...settings, ...rowSettings]) {
+      const table = settings.includes(setting) ? rows : rowRows;
       for (const variant of setting.variants) await request(variant.model, setting.body, 999); // warm-up
       const rates: number[][] = setting.variants.map(() => []);
       const cpuRates: number[][] = setting.variants.map(() => []);
@@ -137,15 +160,22 @@ export async function demoServerSections(): Promise<Section[]> {
         // off: on a shared machine, load that comes and goes hits both requests of a round alike.
         const paired = (r: number[][]) =>
           i === 0 ? 1 : median(r[i].map((rate, round) => rate / r[0][round]));
-        rows.push([
+        const row = [
           setting.label,
           variant.label,
           median(rates[i]).toFixed(0),
           fmt.ratio(paired(rates)),
           fmt.ratio(paired(cpuRates)),
-        ]);
+        ];
+        table.push(table === rowRows ? [...row, i === 0 ? 'peer' : '≥ 2'] : row);
       });
     }
+    strength = await watermarkStrength(served, config.spec, key);
+    stepRows = stepCosts(
+      served,
+      ctx.models.get('tracemark-teacher-plain')!,
+      await loadTokenizer('o200k_base'),
+    );
   } finally {
     await stop(0);
     rmSync(dataDir, { recursive: true, force: true });
@@ -163,15 +193,160 @@ export async function demoServerSections(): Promise<Section[]> {
         "model's support (the tokens it saw in training; every other logit is −∞, so the result is bit-for-bit the",
         "scheme's own full-vocabulary call) and caches each context's green tokens of that support; at start it",
         `fills the cache for the ${warmedContexts} most frequent one-token contexts in the background.`,
-        `Cache hit rate during the runs: ${(hitRate * 100).toFixed(0)}%. The reference row runs the scheme's own`,
-        'full-vocabulary `biasLogits` every step, as a stack without the cache would. The last column counts tokens per',
+        `Cache hit rate during the runs: ${(hitRate * 100).toFixed(0)}%. Every step runs over the support's entries only`,
+        "(next table); the reference row runs full V-entry rows and the scheme's own full-vocabulary `biasLogits`, as a",
+        'stack without the support rows or the cache would. The last column counts tokens per',
         "second of this process's CPU time (server and client share it; the client's work is the same for both), which",
         'other processes on a shared machine disturb far less than wall-clock time.',
       ],
       columns: ['sampling', 'model', 'tokens/s', 'ratio to off', 'ratio, per CPU second'],
       rows,
     },
+    {
+      title: 'Demo server: support rows against full rows',
+      notes: [
+        "The teacher's steps over its support only (|support| = " +
+          `${served.ngram.support.length.toLocaleString('en-US')} of V = 200,019 tokens; every other logit is −∞)`,
+        'against the same server stepping over full V-entry rows (the path before: full softmax and draw, and a',
+        `validation pass over all V logits, per token). Same method as above (${TOKENS} tokens per request, median of`,
+        `${ROUNDS} interleaved rounds; the ratio is the median of the rounds' after / before). Goal: ≥ 2× tokens/s.`,
+        `Watermark ratio (goal ≥ 0.97): ${strength === null ? 'not measured' : strength.line}`,
+      ],
+      columns: ['sampling', 'path', 'tokens/s', 'ratio to before', 'ratio, per CPU second', 'goal'],
+      rows: rowRows,
+    },
+    {
+      title: 'Demo server: one served step in-process',
+      notes: [
+        '`ChoiceRun.step` of tracemark-teacher against tracemark-teacher-plain in this process, without HTTP: the',
+        `same ${PROMPTS.length} prompts and seeds for both, ${TOKENS} tokens each, interleaved (one batch of each per`,
+        `round, median of ${STEP_ROUNDS} rounds), on contexts already in the green-list cache: the watermark's own cost`,
+        'per step (its bias over the cached green positions of the support). Goal: plain / watermarked ≥ 0.97.',
+      ],
+      columns: ['sampling', 'plain µs/step', 'watermarked µs/step', 'plain / watermarked', 'goal'],
+      rows: stepRows,
+    },
   ];
+}
+
+const STEP_ROUNDS = 15;
+
+/** Per-step time of the watermarked teacher and the plain one, interleaved, once the cache holds their contexts. */
+function stepCosts(
+  marked: ServedModel,
+  plain: ServedModel,
+  tokenizer: Awaited<ReturnType<typeof loadTokenizer>>,
+): (string | number)[][] {
+  const bytes = new TokenBytes(tokenizer);
+  const ngram = marked.ngram;
+  const scratch = new Float32Array(ngram.support.length);
+  const prompts = PROMPTS.map((text) => ngram.encode(text));
+  const generate = (model: ServedModel, temperature: number) => () => {
+    for (const [p, prompt] of prompts.entries()) {
+      const choice = new ChoiceRun(
+        {
+          model,
+          prompt,
+          maxTokens: TOKENS,
+          temperature,
+          topP: 1,
+          stop: [],
+          seed: `step/${p}`,
+          logprobs: null,
+          bytes,
+        },
+        scratch,
+      );
+      while (!choice.done) choice.step();
+    }
+  };
+  const steps = prompts.length * TOKENS;
+  return [
+    ['defaults (temperature 1)', 1],
+    ['greedy (temperature 0)', 0],
+  ].map(([label, temperature]) => {
+    const runs = {
+      plain: generate(plain, temperature as number),
+      marked: generate(marked, temperature as number),
+    };
+    runs.marked(); // fills the cache for these contexts
+    const t = interleavedSecondsPerOp(runs, steps, STEP_ROUNDS);
+    return [label, fmt.micro(t.plain), fmt.micro(t.marked), fmt.ratio(t.plain / t.marked), '≥ 0.97'];
+  });
+}
+
+interface Strength {
+  line: string;
+}
+
+/**
+ * Mean per-token detection strength (green fraction above γ, scored by the organisation layer as /api/detect
+ * does) of the teacher's outputs over support rows divided by the same over full rows: fixed prompts and seeds,
+ * default sampling, without and with an account.
+ */
+async function watermarkStrength(
+  served: ServedModel,
+  spec: Scheme['spec'],
+  key: MasterKey,
+): Promise<Strength> {
+  const bytes = new TokenBytes(await loadTokenizer('o200k_base'));
+  const detector = createScheme(spec, key);
+  const gamma = (spec as { gamma?: number }).gamma ?? 0.25;
+  const ngram = served.ngram;
+  const excess = { full: 0, support: 0 };
+  const scored = { full: 0, support: 0 };
+  let identical = 0;
+  let runs = 0;
+  for (const account of [undefined, 'bench-account']) {
+    for (const [p, text] of PROMPTS.entries()) {
+      for (let seed = 0; seed < 4; seed++) {
+        const [full, support] = [true, false].map((full) => {
+          const model = { ...served, fullRows: full };
+          const choice = new ChoiceRun(
+            {
+              model,
+              prompt: ngram.encode(text),
+              maxTokens: TOKENS,
+              temperature: 1,
+              topP: 1,
+              stop: [],
+              seed: `${p}/${seed}`,
+              logprobs: null,
+              bytes,
+              scheme: schemeForAccount(model, account),
+            },
+            new Float32Array(full ? ngram.vocabSize : ngram.support.length),
+          );
+          while (!choice.done) choice.step();
+          return choice.session;
+        });
+        for (const [path, session] of [
+          ['full', full],
+          ['support', support],
+        ] as const) {
+          for (
+            let i = Math.max(session.promptLength, detector.contextWidth);
+            i < session.tokens.length;
+            i++
+          ) {
+            excess[path] += detector.score(session.tokens, i);
+            scored[path]++;
+          }
+        }
+        runs++;
+        if (full.tokens.join() === support.tokens.join()) identical++;
+      }
+    }
+  }
+  const fullStrength = excess.full / scored.full - gamma;
+  const supportStrength = excess.support / scored.support - gamma;
+  const ratio = supportStrength / fullStrength;
+  return {
+    line:
+      `${fmt.ratio(ratio)} (green fraction above γ per token: ${supportStrength.toFixed(4)} over support rows, ` +
+      `${fullStrength.toFixed(4)} over full rows; ${PROMPTS.length} prompts × 4 seeds × ${TOKENS} tokens, with and ` +
+      `without an account; ${identical} of ${runs} outputs token-for-token identical).`,
+  };
 }
 
 const PROMPTS = [

@@ -7,6 +7,7 @@ import { interopSections } from './interop';
 import { investigateSections } from './investigate';
 import { ngramSections } from './ngram';
 import { scanSections } from './scan';
+import { startupSections } from './startup';
 import { verifierSections } from './verifier';
 import { watermarkSections } from './watermark';
 
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     scan: scanSections,
     'demo-server': demoServerSections,
     adapters: adapterSections,
+    startup: startupSections,
   };
   const requested = process.argv.slice(2);
   for (const name of requested)

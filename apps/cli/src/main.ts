@@ -235,7 +235,11 @@ export function program(run: (runner: () => Promise<Runner>, command: Command) =
     .option('--id-field <name>', 'with --jsonl: the field holding the id', 'id')
     .option('--workers <n>', 'worker threads (default: the available parallelism)')
     .option('--alpha <a>', 'the level at which a document counts as detected', '1e-3')
-    .option('--tokenizer <name>', 'o200k_base, cl100k_base, or a tokenizer.json file', 'o200k_base')
+    .option(
+      '--tokenizer <name>',
+      'o200k_base, cl100k_base (large files stream in pieces), or a tokenizer.json file (files read whole)',
+      'o200k_base',
+    )
     .option('--tenant <id>', "test this tenant's key")
     .option('--dedup <rule>', 'repetitions scored once: pair, context or none', 'pair')
     .option('--summary-json', 'print the summary as one JSON object')

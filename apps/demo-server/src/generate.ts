@@ -12,6 +12,11 @@ export interface ServedModel {
   scheme: Scheme;
   watermarked: boolean;
   created: number;
+  /**
+   * Steps over full V-entry rows (`NgramModel.logits`, `GenerationSession.next`) instead of the model's support:
+   * the same tokens at O(V) per step. Benchmarks and tests compare against it; the server never sets it.
+   */
+  fullRows?: boolean;
 }
 
 export interface TopLogprob {
@@ -75,6 +80,8 @@ export class ChoiceRun {
   readonly session: GenerationSession;
   readonly #decoder: StreamDecoder;
   readonly #logits: Float32Array;
+  /** The model's support (rows hold its tokens only), or null for full rows. */
+  readonly #support: Int32Array | null;
   readonly #maxStop: number;
   #text = '';
   #emitted = 0;
@@ -83,6 +90,7 @@ export class ChoiceRun {
   #topIds: Int32Array;
   finishReason: FinishReason | null = null;
 
+  /** `logits`: scratch for one row, at least the model's support long (V long for `fullRows`); choices may share it. */
   constructor(options: ChoiceOptions, logits: Float32Array) {
     this.options = options;
     const { model } = options;
@@ -94,6 +102,7 @@ export class ChoiceRun {
     });
     this.#decoder = new StreamDecoder(options.bytes);
     this.#logits = logits;
+    this.#support = model.fullRows === true ? null : model.ngram.support;
     this.#maxStop = options.stop.reduce((m, s) => Math.max(m, s.length), 0);
     this.#topIds = new Int32Array(Math.max(1, options.logprobs ?? 0));
     if (options.maxTokens <= 0) this.finishReason = 'length';
@@ -114,12 +123,23 @@ export class ChoiceRun {
 
   step(): void {
     if (this.done) return;
-    const { model } = this.options;
-    const logits = model.ngram.logits(this.session.tokens, this.#logits);
-    // Logit-bias schemes add the watermark to `logits` in place: what follows reads the served distribution.
-    const token = this.session.next(logits);
+    const { ngram } = this.options.model;
+    const support = this.#support;
+    // Every token outside the model's support has logit −∞ (probability 0 with or without the watermark), so the
+    // step runs over the support's entries only: the same distribution, the same token for the same seed.
+    const logits =
+      support === null
+        ? ngram.logits(this.session.tokens, this.#logits)
+        : ngram.supportLogits(this.session.tokens, this.#logits);
+    // Logit-bias schemes add the watermark to `logits` in place: what follows reads the served distribution. The
+    // model's own support rows are finite by construction (logs of positive probabilities): no per-step check.
+    const token =
+      support === null
+        ? this.session.next(logits)
+        : this.session.nextOverSupport(support, logits, { validate: false });
     const textStart = this.#text.length;
-    if (this.options.logprobs !== null) this.#logprobs.push(this.#logprobOf(logits, token, textStart));
+    if (this.options.logprobs !== null)
+      this.#logprobs.push(this.#logprobOf(logits, support, token, textStart));
     const before = this.#text.length;
     this.#text += this.#decoder.push(token);
     if (this.#maxStop > 0 && this.#text.length > before) {
@@ -170,7 +190,13 @@ export class ChoiceRun {
     return 0;
   }
 
-  #logprobOf(logits: Float32Array, token: number, textStart: number): TokenLogprob {
+  /** `logits[i]` is the logit of token `support[i]` (of token i without a support); −∞ elsewhere adds 0 to Z. */
+  #logprobOf(
+    logits: Float32Array,
+    support: Int32Array | null,
+    token: number,
+    textStart: number,
+  ): TokenLogprob {
     let max = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
     let sum = 0;
@@ -183,10 +209,13 @@ export class ChoiceRun {
     const top: TopLogprob[] = [];
     if (k > 0) {
       const found = topKIndices(logits, k, this.#topIds);
-      for (let i = 0; i < found; i++)
-        top.push({ id: this.#topIds[i], logprob: logits[this.#topIds[i]] - logZ });
+      for (let i = 0; i < found; i++) {
+        const at = this.#topIds[i];
+        top.push({ id: support === null ? at : support[at], logprob: logits[at] - logZ });
+      }
     }
-    return { id: token, logprob: logits[token] - logZ, top, textStart };
+    const at = support === null ? token : this.options.model.ngram.supportIndex(token);
+    return { id: token, logprob: logits[at] - logZ, top, textStart };
   }
 }
 

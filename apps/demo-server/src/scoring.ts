@@ -11,6 +11,7 @@ import {
   investigate,
   type RadioactivityResult,
   radioactivityTest,
+  type TokenEntry,
   type Tokenizer,
   VerifierError,
 } from '@tracemark/verifier';
@@ -74,14 +75,14 @@ export interface ScoringEnv {
 export const encodeWith = (tokenizer: Tokenizer, text: string): number[] =>
   Array.from(tokenizer.encodeIds ? tokenizer.encodeIds(text) : tokenizer.encode(text).ids);
 
-export type PerTokenEntry = DetectionResult['perToken'][number] & { text: string };
+export type PerTokenEntry = TokenEntry & { text: string };
 /** A detection as the API returns it: the aggregates, and the per-token scores only for the explain scope. */
 export type DetectOutcome = Omit<DetectionResult, 'perToken'> & { perToken?: PerTokenEntry[] };
 
 export function detect(env: ScoringEnv, task: DetectTask): DetectOutcome {
   const { text, tokens, prompt, dedup } = task;
   let result: DetectionResult;
-  let pieces: (entry: DetectionResult['perToken'][number]) => string;
+  let pieces: (entry: TokenEntry) => string;
   if (text !== undefined) {
     result = detectText(text, { scheme: env.scheme, tokenizer: env.tokenizer, prompt, dedup });
     pieces = (entry) => text.slice(entry.start, entry.end);
@@ -114,7 +115,7 @@ export function detect(env: ScoringEnv, task: DetectTask): DetectOutcome {
   }
   const { perToken, ...aggregate } = result;
   if (!task.explain) return aggregate;
-  return { ...aggregate, perToken: perToken.map((entry) => ({ ...entry, text: pieces(entry) })) };
+  return { ...aggregate, perToken: Array.from(perToken, (entry) => ({ ...entry, text: pieces(entry) })) };
 }
 
 /** What a verification job stores: the radioactivity result, and with `controls` the control keys' report. */

@@ -315,7 +315,9 @@ async function chatPlan(
 }
 
 function makeChoices(ctx: ServingContext, plan: Plan): ChoiceRun[] {
-  const logits = new Float32Array(ctx.vocabSize);
+  const logits = new Float32Array(
+    plan.model.fullRows === true ? ctx.vocabSize : plan.model.ngram.support.length,
+  );
   const runs: ChoiceRun[] = [];
   // One view per request: every choice embeds the request's account.
   const scheme = schemeForAccount(plan.model, plan.account);

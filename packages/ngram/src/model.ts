@@ -108,6 +108,10 @@ export class NgramModel {
   #pool = new Int32Array(1024);
   #poolLogits = new Float32Array(1024);
   #poolTop = new Int32Array(64);
+  /** The support (known tokens in id order), its unigram logits, and each token's position in it (−1: unknown). */
+  #support: Int32Array | null = null;
+  #supportUnigram: Float32Array | null = null;
+  #supportPosition: Int32Array | null = null;
 
   constructor(parts: ModelParts) {
     this.#parts = parts;
@@ -267,6 +271,66 @@ export class NgramModel {
       for (let e = childStart[node]; e < end; e++) out[words[e]] = logRatio[e];
     }
     return out;
+  }
+
+  /**
+   * The model's support: the tokens seen in training, in increasing id order; every other logit is −Infinity
+   * in every context. Shared and cached: do not modify it.
+   */
+  get support(): Int32Array {
+    if (this.#support === null) {
+      const vocab = this.vocabSize;
+      const position = new Int32Array(vocab).fill(-1);
+      let size = 0;
+      for (let w = 0; w < vocab; w++) if (this.#p0[w] > 0) position[w] = size++;
+      const support = new Int32Array(size);
+      const unigram = new Float32Array(size);
+      for (let w = 0; w < vocab; w++) {
+        const j = position[w];
+        if (j < 0) continue;
+        support[j] = w;
+        unigram[j] = this.#logUnigram[w];
+      }
+      this.#supportPosition = position;
+      this.#supportUnigram = unigram;
+      this.#support = support;
+    }
+    return this.#support;
+  }
+
+  /** Position of `token` in `support`, or −1 when the model never saw it. */
+  supportIndex(token: number): number {
+    this.#checkToken(token, 'token');
+    return this.support.length > 0 ? this.#supportPosition![token] : -1;
+  }
+
+  /**
+   * `logits()` restricted to the support: entry j is the logit of token `support[j]`, the same float as
+   * `logits(context)[support[j]]`; the −Infinity entries outside the support are left out. Writes into `out`
+   * (at least as long as the support) and returns the support's prefix of it.
+   */
+  supportLogits(context: ArrayLike<number>, out: Float32Array): Float32Array {
+    const size = this.support.length;
+    if (!(out instanceof Float32Array) || out.length < size) {
+      fail(
+        'E_LOGITS_LENGTH',
+        `support logits output has ${out?.length} entries; the support has ${size} tokens`,
+      );
+    }
+    const row = out.length === size ? out : out.subarray(0, size);
+    row.set(this.#supportUnigram!);
+    const position = this.#supportPosition!;
+    const known = this.#findContexts(context, context.length);
+    const nodes = this.#contextNodes;
+    const levels = this.#parts.levels;
+    for (let k = 1; k <= known; k++) {
+      const { childStart, words } = levels[k - 1];
+      const logRatio = this.#logRatio[k + 1];
+      const node = nodes[k];
+      const end = childStart[node + 1];
+      for (let e = childStart[node]; e < end; e++) row[position[words[e]]] = logRatio[e];
+    }
+    return row;
   }
 
   /**

@@ -90,4 +90,32 @@ describe('generation through @tracemark/watermark', () => {
     expect(session.watermarkedSteps).toBe(200);
     expect(greens / 200).toBeGreaterThan(0.45);
   });
+
+  it('writes the logits of the support alone: the full row’s finite entries, in id order', () => {
+    const support = model.support;
+    expect(model.support).toBe(support);
+    const full = new Float32Array(model.vocabSize);
+    const compact = new Float32Array(support.length);
+    let known = 0;
+    for (let t = 0; t < model.vocabSize; t++) if (model.isKnown(t)) known++;
+    expect(support.length).toBe(known);
+    for (const context of [[], prompts[0], prompts[1].slice(0, 3), [model.vocabSize - 1, 5]]) {
+      model.logits(context, full);
+      const row = model.supportLogits(context, compact);
+      expect(row).toBe(compact);
+      let differ = 0;
+      let finite = 0;
+      for (let j = 0; j < support.length; j++) if (!Object.is(row[j], full[support[j]])) differ++;
+      for (const x of full) if (x !== Number.NEGATIVE_INFINITY) finite++;
+      expect(differ).toBe(0);
+      expect(finite).toBe(support.length);
+    }
+    for (let j = 1; j < support.length; j++) expect(support[j]).toBeGreaterThan(support[j - 1]);
+    expect(model.supportIndex(support[10])).toBe(10);
+    const unknown = Array.from({ length: model.vocabSize }, (_, t) => t).find((t) => !model.isKnown(t))!;
+    expect(model.supportIndex(unknown)).toBe(-1);
+    expect(model.supportLogits([], new Float32Array(support.length + 3)).length).toBe(support.length);
+    expect(() => model.supportLogits([], new Float32Array(support.length - 1))).toThrow(/support has/);
+    expect(() => model.supportIndex(model.vocabSize)).toThrow(/outside the vocabulary/);
+  });
 });

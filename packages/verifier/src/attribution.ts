@@ -129,13 +129,16 @@ function multiSum(groups: AccountGroups, from: number, to: number, codeLo: numbe
     x ^= x >>> 15;
     x = Math.imul(x, 0x846ca68b);
     x ^= x >>> 16;
-    // Population count of the green tokens present in the block.
-    let v = x & bits[g];
-    v -= (v >>> 1) & 0x55555555;
-    v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-    sum += Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    sum += popCount(x & bits[g]); // the green tokens present in the block
   }
   return sum;
+}
+
+/** The number of set bits of a 32-bit word (SWAR: JavaScript has no popcount instruction). */
+export function popCount(v: number): number {
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 export interface AttributionOptions {

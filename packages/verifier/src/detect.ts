@@ -55,7 +55,8 @@ export interface DetectionResult extends TestResult {
   /** With several keys: Holm-adjusted p-values across the keys. */
   adjustedPValue?: number;
   adjustedLog10PValue?: number;
-  perToken: TokenEntry[];
+  /** Per-token entries as columns; `toJSON()` gives them as an array of TokenEntry. */
+  perToken: TokenTable;
 }
 
 export interface DetectOptions {
@@ -66,9 +67,9 @@ export interface DetectOptions {
   eosTokenId?: number;
   /** Windowed detection (default on); `sizes` are window lengths in scored tokens. */
   window?: boolean | { sizes?: number[] };
-  /** Per-token entries in the result (default on). */
+  /** Per-token entries in the result (default on; an empty table when off). */
   perToken?: boolean;
-  /** UTF-16 offsets of each token in the original text, for per-token entries and windows. */
+  /** UTF-16 offsets in the original text, one start and one end per token, for per-token entries and windows. */
   offsets?: { starts: ArrayLike<number>; ends: ArrayLike<number> };
 }
 
@@ -84,42 +85,108 @@ export function detectTokens(
   options: DetectOptions & { schemes: Scheme[] },
 ): DetectionResult[];
 export function detectTokens(
-  ids: ArrayLike<number>,
+  input: ArrayLike<number>,
   options: DetectOptions & { scheme?: Scheme; schemes?: Scheme[] },
 ): DetectionResult | DetectionResult[] {
   if (options.schemes !== undefined) {
     if (!Array.isArray(options.schemes) || options.schemes.length === 0) {
       fail('E_INVALID_OPTIONS', 'schemes must be a non-empty array of keyed schemes');
     }
-    const results = options.schemes.map((scheme) => detectOne(ids, scheme, options));
-    const adjusted = holmAdjustLog10(results.map((r) => r.log10PValue));
-    results.forEach((result, i) => {
-      result.adjustedLog10PValue = adjusted[i];
-      result.adjustedPValue = 10 ** adjusted[i];
-    });
-    return results;
+  } else if (options.scheme === undefined) {
+    fail('E_INVALID_OPTIONS', 'detectTokens needs a scheme (or schemes)');
   }
-  if (options.scheme === undefined) fail('E_INVALID_OPTIONS', 'detectTokens needs a scheme (or schemes)');
-  return detectOne(ids, options.scheme, options);
+  const n = input.length;
+  const offsets = options.offsets === undefined ? null : copyOffsets(options.offsets, n);
+  // The table scores duplicates when first read, so it keeps ids (and offsets) the caller cannot change
+  // afterwards: copies, a memcpy for typed arrays. Without a table a Uint32Array is only read.
+  let ids: Uint32Array;
+  if (!(input instanceof Uint32Array)) ids = new Uint32Array(n);
+  else ids = options.perToken === false ? input : input.slice();
+  const tokens: TokenIds = {
+    ids,
+    column: null,
+    end: -1,
+  };
+  if (options.schemes === undefined)
+    return detectOne(input, tokens, options.scheme as Scheme, options, offsets);
+  const results = options.schemes.map((scheme) => detectOne(input, tokens, scheme, options, offsets));
+  const adjusted = holmAdjustLog10(results.map((r) => r.log10PValue));
+  results.forEach((result, i) => {
+    result.adjustedLog10PValue = adjusted[i];
+    result.adjustedPValue = 10 ** adjusted[i];
+  });
+  return results;
 }
 
-function detectOne(input: ArrayLike<number>, scheme: Scheme, options: DetectOptions): DetectionResult {
+/**
+ * The ids detection reads, filled by the first scheme's `readTokens` (and shared by the others): `ids` holds
+ * every id that is a uint32 (all those before the end of sequence are); `column` is the per-token table's
+ * token ids, `ids` itself unless some id after the end of sequence (never checked) is not a uint32.
+ */
+interface TokenIds {
+  ids: Uint32Array;
+  column: Uint32Array | Float64Array | null;
+  end: number;
+}
+
+/** UTF-16 offsets of each token, as the per-token table keeps them. */
+interface Offsets {
+  starts: Uint32Array;
+  ends: Uint32Array;
+}
+
+/** Copies the offsets into the table's columns, failing unless there is one uint32 pair per token. */
+function copyOffsets(offsets: NonNullable<DetectOptions['offsets']>, n: number): Offsets {
+  const { starts, ends } = offsets;
+  if (starts?.length !== n || ends?.length !== n) {
+    fail('E_INVALID_OPTIONS', `offsets must have one start and one end for each of the ${n} tokens`);
+  }
+  // A tokenizer's encoding: nothing to check.
+  if (starts instanceof Uint32Array && ends instanceof Uint32Array)
+    return { starts: starts.slice(), ends: ends.slice() };
+  const copy = { starts: new Uint32Array(n), ends: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) {
+    const start = starts[i];
+    const end = ends[i];
+    if (!(start >>> 0 === start && end >>> 0 === end)) {
+      fail('E_INVALID_OPTIONS', `offsets of token ${i} must be non-negative integers; got ${start}, ${end}`);
+    }
+    copy.starts[i] = start;
+    copy.ends[i] = end;
+  }
+  return copy;
+}
+
+function detectOne(
+  input: ArrayLike<number>,
+  tokens: TokenIds,
+  scheme: Scheme,
+  options: DetectOptions,
+  offsets: Offsets | null,
+): DetectionResult {
   const dedup = options.dedup ?? 'pair';
   if (!['pair', 'context', 'none'].includes(dedup)) {
     fail('E_INVALID_OPTIONS', `dedup must be "pair", "context" or "none"; got ${JSON.stringify(dedup)}`);
   }
   const n = input.length;
-  // Token ids as one typed array, so that the loops below see one array type; a Uint32Array is only read.
-  const ids = input instanceof Uint32Array ? input : new Uint32Array(n);
+  const { ids } = tokens;
+  const end = readTokens(input, tokens, scheme.vocabSize, options.eosTokenId);
   const status = new Uint8Array(n);
+  // The end-of-sequence id and everything after it: kept for per-token entries, never scored.
+  status.fill(STATUS_EOS, end, n);
   const counted = new Int32Array(n);
-  const m = markTokens(input, scheme, options, dedup, ids, status, counted);
+  const rule = {
+    dedup,
+    promptKeys: promptWindows(options.prompt, scheme.contextWidth),
+    seen: dedup === 'none' ? null : new KeySet64(expectedKeys(end)),
+  };
+  const skipped = { context: 0, duplicate: 0, promptWindow: 0, filtered: 0 };
+  const m = markPositions(ids, 0, end, scheme, rule, counted, status, skipped);
   const countedScores = new Float64Array(m);
   scorePositions(scheme, ids, counted, m, countedScores);
   let sum = 0;
   for (let j = 0; j < m; j++) sum += countedScores[j];
   const tail = nullTail(scheme.nullLaw, sum, m);
-  const offsets = options.offsets;
   return {
     ...schemeIdentity(scheme),
     pValue: tail.p,
@@ -134,52 +201,41 @@ function detectOne(input: ArrayLike<number>, scheme: Scheme, options: DetectOpti
         ? null
         : bestWindow(scheme.nullLaw, counted, countedScores, m, options, offsets),
     perToken:
-      options.perToken === false ? [] : tokenEntries(scheme, input, ids, status, countedScores, offsets),
+      options.perToken === false
+        ? TokenTable.empty()
+        : new TokenTable({
+            scheme,
+            ids,
+            tokenIds: tokens.column ?? ids,
+            status,
+            counted: counted.subarray(0, m),
+            countedScores,
+            offsets,
+          }),
   };
 }
 
 /**
- * Checks the tokens against the vocabulary up to the end of sequence, copies them into `ids` (unless
- * `ids` is `input` itself), writes each token's status, and lists the positions that count in `counted`;
- * returns their number. Scores come afterwards, in one call, for those positions.
- */
-function markTokens(
-  input: ArrayLike<number>,
-  scheme: Scheme,
-  options: DetectOptions,
-  dedup: Dedup,
-  ids: Uint32Array,
-  status: Uint8Array,
-  counted: Int32Array,
-): number {
-  const n = input.length;
-  const end = readTokens(input, ids, scheme.vocabSize, options.eosTokenId);
-  // The end-of-sequence id and everything after it: kept for per-token entries, never scored.
-  status.fill(STATUS_EOS, end, n);
-  const rule = {
-    dedup,
-    promptKeys: promptWindows(options.prompt, scheme.contextWidth),
-    seen: dedup === 'none' ? null : new KeySet64(expectedKeys(end)),
-  };
-  const skipped = { context: 0, duplicate: 0, promptWindow: 0, filtered: 0 };
-  return markPositions(ids, 0, end, scheme, rule, counted, status, skipped);
-}
-
-/**
- * Copies `input` into `ids` (unless they are the same array) up to the first end-of-sequence id, failing
- * on any id outside [0, vocabSize) before it; returns the index of that end (n when there is none).
+ * Checks the tokens against the vocabulary up to the end of sequence, failing on any id outside
+ * [0, vocabSize) before it, and (the first time, for several schemes) copies them into `tokens`; returns
+ * the index of that end (n when there is none).
  */
 function readTokens(
   input: ArrayLike<number>,
-  ids: Uint32Array,
+  tokens: TokenIds,
   vocabSize: number,
   eos: number | undefined,
 ): number {
   const n = input.length;
-  const copy = ids !== input;
+  const { ids } = tokens;
+  const copy = tokens.end < 0 && !(input instanceof Uint32Array);
+  let end = n;
   for (let i = 0; i < n; i++) {
     const token = input[i];
-    if (token === eos) return i;
+    if (token === eos) {
+      end = i;
+      break;
+    }
     if (!(token >>> 0 === token && token < vocabSize)) {
       fail(
         'E_TOKEN_RANGE',
@@ -188,7 +244,18 @@ function readTokens(
     }
     if (copy) ids[i] = token;
   }
-  return n;
+  if (copy) {
+    // Ids after the end of sequence are kept as given, for the table; one that is no uint32 needs doubles.
+    let uint32 = true;
+    for (let i = end; i < n; i++) {
+      const token = input[i];
+      if (token >>> 0 === token) ids[i] = token;
+      else uint32 = false;
+    }
+    if (!uint32) tokens.column = Float64Array.from(input);
+  }
+  tokens.end = end;
+  return end;
 }
 
 /**
@@ -213,7 +280,7 @@ function bestWindow(
   scores: Float64Array,
   m: number,
   options: DetectOptions,
-  offsets: DetectOptions['offsets'],
+  offsets: Offsets | null,
 ): WindowResult | null {
   const requested =
     typeof options.window === 'object' && options.window.sizes ? options.window.sizes : DEFAULT_WINDOW_SIZES;
@@ -282,46 +349,146 @@ function largestSumFrom(prefix: Float64Array, m: number, size: number): { from: 
   return { from, starts };
 }
 
+/** What a per-token table is built from: detection's own arrays, kept as they are. */
+interface TokenTableParts {
+  scheme: Scheme;
+  /** Checked ids, for scoring. */
+  ids: Uint32Array;
+  tokenIds: Uint32Array | Float64Array;
+  status: Uint8Array;
+  /** Counted positions, ascending, and their scores. */
+  counted: Int32Array;
+  countedScores: Float64Array;
+  offsets: Offsets | null;
+}
+
 /**
- * Per-token entries. Counted tokens carry the scores already computed; duplicates and prompt windows
- * are scored here (they show in a highlighted text); tokens without a full context, or after the end of
- * sequence, have no score.
+ * Per-token entries as columns: token ids, UTF-16 offsets, status codes (0 counted, else 1 + the index
+ * of the reason in SKIP_REASONS) and scores. Objects per token cost more than detection itself, so
+ * entries are made only when read (`at`, iteration, `slice`, `toJSON`), and the scores of duplicates and
+ * prompt windows (which show in a highlighted text but do not count) are computed when first read.
  */
-function tokenEntries(
-  scheme: Scheme,
-  input: ArrayLike<number>,
-  ids: Uint32Array,
-  status: Uint8Array,
-  countedScores: Float64Array,
-  offsets: DetectOptions['offsets'],
-): TokenEntry[] {
-  const n = status.length;
-  const others = new Int32Array(n);
-  let o = 0;
-  for (let i = 0; i < n; i++)
-    if (status[i] === STATUS_DUPLICATE || status[i] === STATUS_PROMPT_WINDOW) others[o++] = i;
-  const otherScores = new Float64Array(o);
-  scorePositions(scheme, ids, others, o, otherScores);
-  const entries: TokenEntry[] = new Array(n);
-  let j = 0;
-  o = 0;
-  for (let i = 0; i < n; i++) {
-    const code = status[i];
-    let score: number | null = null;
-    if (code === STATUS_COUNTED) score = countedScores[j++];
-    else if (code === STATUS_DUPLICATE || code === STATUS_PROMPT_WINDOW) score = otherScores[o++];
-    // One object shape for every entry (reason undefined when counted, which JSON omits) keeps this loop fast.
-    entries[i] = {
+export class TokenTable implements Iterable<TokenEntry> {
+  readonly length: number;
+  readonly tokenIds: Uint32Array | Float64Array;
+  readonly status: Uint8Array;
+  readonly #parts: TokenTableParts | null;
+  #scores: Float64Array | null = null;
+  #zeros: Uint32Array | null = null;
+
+  constructor(parts: TokenTableParts | null) {
+    this.#parts = parts;
+    this.length = parts === null ? 0 : parts.status.length;
+    this.tokenIds = parts === null ? new Uint32Array(0) : parts.tokenIds;
+    this.status = parts === null ? new Uint8Array(0) : parts.status;
+  }
+
+  /** The table of a detection asked for no per-token entries. */
+  static empty(): TokenTable {
+    return new TokenTable(null);
+  }
+
+  /** UTF-16 start of each token in the original text (0 where the text is not known). */
+  get starts(): Uint32Array {
+    return this.#parts?.offsets?.starts ?? this.#zeroOffsets();
+  }
+
+  /** UTF-16 end of each token in the original text (0 where the text is not known). */
+  get ends(): Uint32Array {
+    return this.#parts?.offsets?.ends ?? this.#zeroOffsets();
+  }
+
+  /** Each token's score; NaN where it has none (no full context, after the end of sequence). */
+  get scores(): Float64Array {
+    this.#scores ??= this.#computeScores(0, this.length);
+    return this.#scores;
+  }
+
+  /** The entry of token `index`. */
+  at(index: number): TokenEntry {
+    if (!(Number.isInteger(index) && index >= 0 && index < this.length)) {
+      fail('E_INVALID_OPTIONS', `token index ${index} is outside the table of ${this.length} tokens`);
+    }
+    return this.#entry(index, this.scores[index]);
+  }
+
+  /**
+   * Entries [from, to) as objects, with Array.prototype.slice's bounds (negative counts from the end). Until
+   * the scores column is read, only the slice's own tokens are scored (a report shows the first few).
+   */
+  slice(from = 0, to = this.length): TokenEntry[] {
+    const n = this.length;
+    const first = from < 0 ? Math.max(n + from, 0) : Math.min(from, n);
+    const last = to < 0 ? Math.max(n + to, 0) : Math.min(to, n);
+    const entries: TokenEntry[] = [];
+    if (last <= first) return entries;
+    const scores = this.#scores?.subarray(first, last) ?? this.#computeScores(first, last);
+    for (let i = first; i < last; i++) entries.push(this.#entry(i, scores[i - first]));
+    return entries;
+  }
+
+  *[Symbol.iterator](): Iterator<TokenEntry> {
+    const scores = this.length === 0 ? null : this.scores;
+    for (let i = 0; i < this.length; i++) yield this.#entry(i, (scores as Float64Array)[i]);
+  }
+
+  /** Every entry, as JSON has always shown per-token entries. */
+  toJSON(): TokenEntry[] {
+    return this.slice();
+  }
+
+  #entry(i: number, score: number): TokenEntry {
+    const code = this.status[i];
+    const offsets = this.#parts?.offsets;
+    // One object shape for every entry (reason undefined when counted, which JSON omits).
+    return {
       index: i,
-      tokenId: input[i],
+      tokenId: this.tokenIds[i],
       start: offsets ? offsets.starts[i] : 0,
       end: offsets ? offsets.ends[i] : 0,
-      score,
+      score: Number.isNaN(score) ? null : score,
       counted: code === STATUS_COUNTED,
       reason: code === STATUS_COUNTED ? undefined : SKIP_REASONS[code - 1],
     };
   }
-  return entries;
+
+  #zeroOffsets(): Uint32Array {
+    this.#zeros ??= new Uint32Array(this.length);
+    return this.#zeros;
+  }
+
+  /**
+   * Scores of tokens [first, last), indexed from `first`: counted tokens carry the scores detection
+   * computed; duplicates and prompt windows are scored here.
+   */
+  #computeScores(first: number, last: number): Float64Array {
+    const scores = new Float64Array(last - first).fill(Number.NaN);
+    const parts = this.#parts;
+    if (parts === null) return scores;
+    const { scheme, ids, status, counted, countedScores } = parts;
+    for (let j = firstAtLeast(counted, first); j < counted.length && counted[j] < last; j++)
+      scores[counted[j] - first] = countedScores[j];
+    const others = new Int32Array(last - first);
+    let o = 0;
+    for (let i = first; i < last; i++)
+      if (status[i] === STATUS_DUPLICATE || status[i] === STATUS_PROMPT_WINDOW) others[o++] = i;
+    const otherScores = new Float64Array(o);
+    scorePositions(scheme, ids, others, o, otherScores);
+    for (let k = 0; k < o; k++) scores[others[k] - first] = otherScores[k];
+    return scores;
+  }
+}
+
+/** The first index of ascending `values` whose value is at least `target` (values.length if none). */
+function firstAtLeast(values: Int32Array, target: number): number {
+  let low = 0;
+  let high = values.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (values[mid] < target) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 export { VerifierError };

@@ -25,9 +25,11 @@ export {
   type DetectOptions,
   detectTokens,
   type TokenEntry,
+  TokenTable,
   type WindowResult,
   windowStep,
 } from './detect';
+export { type StreamDetection, TokenStreamDetector, type TokenStreamOptions } from './detect-stream';
 export { assertScorable, type DetectTextOptions, detectText } from './detect-text';
 export {
   EXP_EDIT_TEST_DEFAULTS,
@@ -51,6 +53,7 @@ export {
 } from './investigate';
 export { formatKeyFile, parseKeyText, readKeyFile, writeKeyFile } from './keyfile';
 export { type Job as MultiKeyJob, type KeyRequest, scoreBatch, scoreKeys } from './multikey';
+export { SimdGroupScorer } from './multikey-simd';
 export { nullMoments, nullTail, randomizedPValue, zScore } from './null-law';
 export {
   exactBinomialPower,

@@ -5,12 +5,15 @@
  * (createInteropScheme); this file only adds the statistics.
  */
 import {
+  canonicalJson,
   createInteropScheme,
   type HfKgwScheme,
   hfApproxPValue,
+  type InteropScheme,
   type InteropSchemeName,
   type LmwKgwScheme,
   type NullLaw,
+  parseInteropSpec,
   type Scheme,
   type SynthIdInteropBase,
   WatermarkError,
@@ -96,13 +99,36 @@ function exactTest(scheme: Scheme, nullLaw: NullLaw, sum: number, scored: number
   return testResult({ ...schemeIdentity(scheme), nullLaw }, sum, scored);
 }
 
+/** KGW schemes kept between detectInterop calls, so that green lists one call cached serve the next. */
+const KEPT_KGW_SCHEMES = 4;
+/** Green-list cache bound of each kept scheme: 64 MiB across all of them. */
+const KEPT_SCHEME_CACHE_BYTES = 16 * 1024 * 1024;
+const keptSchemes = new Map<string, InteropScheme & Scheme>();
+
+/** The scheme of a spec: a kept one for the same KGW spec (exact: caches never change a result), or a new one. */
+function interopScheme(spec: unknown): InteropScheme & Scheme {
+  const parsed = parseInteropSpec(spec);
+  if (parsed.scheme !== 'hf-kgw' && parsed.scheme !== 'lmw-kgw') return createInteropScheme(parsed);
+  const key = canonicalJson(parsed);
+  let scheme = keptSchemes.get(key);
+  if (scheme !== undefined) {
+    keptSchemes.delete(key);
+  } else {
+    scheme = createInteropScheme(parsed, { maxBytes: KEPT_SCHEME_CACHE_BYTES });
+    if (keptSchemes.size >= KEPT_KGW_SCHEMES) keptSchemes.delete(keptSchemes.keys().next().value as string);
+  }
+  // Map order is insertion order: re-inserting marks the scheme most recently used.
+  keptSchemes.set(key, scheme);
+  return scheme;
+}
+
 /**
  * Detects an interop watermark in token ids. Throws WatermarkError: E_UNKNOWN_SCHEME / E_INVALID_SPEC for
  * a bad spec, E_TOKEN_RANGE for a bad id, E_CONTEXT_TOO_SHORT when nothing can be scored.
  */
 export function detectInterop(ids: ArrayLike<number>, spec: unknown): InteropDetection {
   checkIds(ids);
-  const scheme = createInteropScheme(spec);
+  const scheme = interopScheme(spec);
   switch (scheme.spec.scheme) {
     case 'hf-kgw': {
       const d = (scheme as HfKgwScheme).detect(ids);

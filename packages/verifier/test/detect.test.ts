@@ -1,6 +1,34 @@
-import { createScheme, GenerationSession, MasterKey, windowKey } from '@tracemark/watermark';
+import {
+  createScheme,
+  GenerationSession,
+  KeySet64,
+  MasterKey,
+  type Scheme,
+  windowKey,
+} from '@tracemark/watermark';
 import { describe, expect, it } from 'vitest';
-import { binomialUpperTail, detectTokens, gammaUpperTail, VerifierError, windowStep } from '../src/index';
+import {
+  binomialUpperTail,
+  type DetectOptions,
+  detectText,
+  detectTokens,
+  gammaUpperTail,
+  type TokenEntry,
+  type Tokenizer,
+  TokenTable,
+  VerifierError,
+  windowStep,
+} from '../src/index';
+import {
+  markPositions,
+  promptWindows,
+  SKIP_REASONS,
+  STATUS_COUNTED,
+  STATUS_DUPLICATE,
+  STATUS_EOS,
+  STATUS_PROMPT_WINDOW,
+  scorePositions,
+} from '../src/tape';
 
 const key = MasterKey.parse('11'.repeat(32));
 const V = 5000;
@@ -24,7 +52,7 @@ describe('detectTokens', () => {
     const result = detectTokens(ids, { scheme });
     expect(result.tokens).toBe(204);
     expect(result.scored).toBeLessThanOrEqual(203);
-    const green = result.perToken.filter((t) => t.counted && t.score === 1).length;
+    const green = Array.from(result.perToken).filter((t) => t.counted && t.score === 1).length;
     expect(result.scoreSum).toBe(green);
     const tail = binomialUpperTail(
       green,
@@ -35,7 +63,7 @@ describe('detectTokens', () => {
     expect(result.log10PValue).toBeLessThan(-20);
     expect(result.zScore).toBeGreaterThan(5);
     expect(result.keyFingerprint).toBe(scheme.keyFingerprint);
-    expect(result.perToken[0]).toMatchObject({ index: 0, counted: false, reason: 'context', score: null });
+    expect(result.perToken.at(0)).toMatchObject({ index: 0, counted: false, reason: 'context', score: null });
 
     const gumbel = createScheme({ scheme: 'gumbel', vocabSize: V, contextWidth: 2 }, key);
     const g = detectTokens(watermarked({ scheme: 'gumbel', contextWidth: 2 }, 100), { scheme: gumbel });
@@ -49,7 +77,7 @@ describe('detectTokens', () => {
     const pair = detectTokens(ids, { scheme });
     expect(pair.tokens).toBe(250);
     expect(pair.scored).toBe(5); // 10→20, 20→30, 30→40, 40→50, 50→10
-    expect(pair.perToken.filter((t) => t.reason === 'duplicate')).toHaveLength(244);
+    expect(Array.from(pair.perToken).filter((t) => t.reason === 'duplicate')).toHaveLength(244);
     const none = detectTokens(ids, { scheme, dedup: 'none' });
     expect(none.scored).toBe(249);
     const context = detectTokens([1, 2, 1, 3, 1, 2], { scheme, dedup: 'context' });
@@ -60,7 +88,7 @@ describe('detectTokens', () => {
     const scheme = createScheme({ scheme: 'kgw', vocabSize: V, contextWidth: 2 }, key);
     const ids = [5, 6, 7, 8, 9, 1, 2, 3];
     const result = detectTokens(ids, { scheme, prompt: [100, 6, 7, 101], eosTokenId: 1 });
-    const reasons = result.perToken.map((t) => t.reason ?? 'counted');
+    const reasons = Array.from(result.perToken, (t) => t.reason ?? 'counted');
     expect(reasons).toEqual([
       'context',
       'context',
@@ -74,7 +102,7 @@ describe('detectTokens', () => {
     expect(result.scored).toBe(2);
     const unigram = createScheme({ scheme: 'unigram', vocabSize: V }, key);
     const u = detectTokens([4, 5, 6, 4], { scheme: unigram, prompt: [5] });
-    expect(u.perToken.map((t) => t.reason ?? 'counted')).toEqual([
+    expect(Array.from(u.perToken, (t) => t.reason ?? 'counted')).toEqual([
       'counted',
       'prompt-window',
       'counted',
@@ -110,7 +138,7 @@ describe('detectTokens', () => {
     expect(w.windowsTried).toBe(Math.floor((m - 32) / 4) + 1 + Math.floor((m - 64) / 8) + 1);
     expect(w.correctedLog10PValue).toBeCloseTo(w.log10PValue + Math.log10(w.windowsTried), 10);
     expect([32, 64]).toContain(w.scored);
-    const counted = result.perToken.filter((e) => e.counted);
+    const counted = Array.from(result.perToken).filter((e) => e.counted);
     let best = Number.POSITIVE_INFINITY;
     for (const size of [32, 64]) {
       for (let from = 0; from + size <= m; from += windowStep(size)) {
@@ -173,5 +201,198 @@ describe('de-duplication follows the PRF input', () => {
     }
     expect(detectTokens(ids, { scheme }).scored).toBe(distinct.size);
     expect(distinct.size).toBeLessThan(ids.length - 2);
+  });
+});
+
+/**
+ * The per-token entries as detectTokens built them before the columnar table: one object per token, the
+ * scores of duplicates and prompt windows computed up front. The reference the table must reproduce.
+ */
+function referenceEntries(input: ArrayLike<number>, scheme: Scheme, options: DetectOptions): TokenEntry[] {
+  const n = input.length;
+  const ids = new Uint32Array(n);
+  let end = n;
+  for (let i = 0; i < n; i++) {
+    if (input[i] === options.eosTokenId) {
+      end = i;
+      break;
+    }
+    ids[i] = input[i];
+  }
+  const status = new Uint8Array(n);
+  status.fill(STATUS_EOS, end, n);
+  const dedup = options.dedup ?? 'pair';
+  const rule = {
+    dedup,
+    promptKeys: promptWindows(options.prompt, scheme.contextWidth),
+    seen: dedup === 'none' ? null : new KeySet64(),
+  };
+  const counted = new Int32Array(n);
+  const skipped = { context: 0, duplicate: 0, promptWindow: 0, filtered: 0 };
+  const m = markPositions(ids, 0, end, scheme, rule, counted, status, skipped);
+  const countedScores = new Float64Array(m);
+  scorePositions(scheme, ids, counted, m, countedScores);
+  const others = new Int32Array(n);
+  let o = 0;
+  for (let i = 0; i < n; i++)
+    if (status[i] === STATUS_DUPLICATE || status[i] === STATUS_PROMPT_WINDOW) others[o++] = i;
+  const otherScores = new Float64Array(o);
+  scorePositions(scheme, ids, others, o, otherScores);
+  const entries: TokenEntry[] = new Array(n);
+  let j = 0;
+  o = 0;
+  for (let i = 0; i < n; i++) {
+    const code = status[i];
+    let score: number | null = null;
+    if (code === STATUS_COUNTED) score = countedScores[j++];
+    else if (code === STATUS_DUPLICATE || code === STATUS_PROMPT_WINDOW) score = otherScores[o++];
+    entries[i] = {
+      index: i,
+      tokenId: input[i],
+      start: options.offsets ? options.offsets.starts[i] : 0,
+      end: options.offsets ? options.offsets.ends[i] : 0,
+      score,
+      counted: code === STATUS_COUNTED,
+      reason: code === STATUS_COUNTED ? undefined : SKIP_REASONS[code - 1],
+    };
+  }
+  return entries;
+}
+
+describe('the per-token table', () => {
+  // Short context at the start, a repeated sentence (duplicates), a window of the prompt, an end of sequence
+  // and ids after it that are no token at all (-100, as padding often is).
+  const sentence = [10, 20, 30, 40, 50, 60];
+  const ids = [7, 8, ...sentence, 100, 6, 7, 101, ...sentence, ...sentence, 3, 11, 12, 1, 44, -100, 2.5];
+  const prompt = [99, 100, 6, 7, 98];
+  const eosTokenId = 1;
+  const specs = [
+    { scheme: 'kgw', contextWidth: 2 },
+    { scheme: 'kgw', contextWidth: 2, hashing: 'min' },
+    { scheme: 'gumbel', contextWidth: 1 },
+    { scheme: 'synthid', contextWidth: 2 },
+    { scheme: 'unigram' },
+  ];
+
+  it.each(specs)('$scheme h=$contextWidth: entries equal the per-object construction', (spec) => {
+    const scheme = createScheme({ ...spec, vocabSize: V }, key);
+    for (const dedup of ['pair', 'context', 'none'] as const) {
+      const options = { prompt, eosTokenId, dedup };
+      const result = detectTokens(ids, { scheme, ...options });
+      const reference = referenceEntries(ids, scheme, options);
+      const reasons = new Set(reference.map((e) => e.reason));
+      if (dedup !== 'none') expect(reasons).toContain('duplicate');
+      for (const reason of ['prompt-window', 'eos', undefined]) expect(reasons).toContain(reason);
+      if (scheme.contextWidth > 0) expect(reasons).toContain('context');
+      expect(result.perToken.length).toBe(ids.length);
+      // Slices read before the scores column score only their own tokens.
+      for (const [from, to] of [
+        [0, 4],
+        [5, 17],
+        [13, ids.length],
+      ]) {
+        expect(detectTokens(ids, { scheme, ...options }).perToken.slice(from, to)).toStrictEqual(
+          reference.slice(from, to),
+        );
+      }
+      expect(Array.from(result.perToken)).toStrictEqual(reference);
+      expect(result.perToken.slice()).toStrictEqual(reference);
+      expect(JSON.stringify(result.perToken)).toBe(JSON.stringify(reference));
+      for (let i = 0; i < ids.length; i++) {
+        expect(result.perToken.at(i)).toStrictEqual(reference[i]);
+        expect(Object.is(result.perToken.tokenIds[i], ids[i])).toBe(true);
+        expect(result.perToken.scores[i]).toBe(reference[i].score ?? Number.NaN);
+      }
+    }
+  });
+
+  it('keeps the ids and offsets it was given, whatever the caller does to them afterwards', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const tokens = Uint32Array.from([...sentence, ...sentence, ...sentence]);
+    const offsets = { starts: tokens.map((_, i) => 2 * i), ends: tokens.map((_, i) => 2 * i + 2) };
+    const reference = referenceEntries(tokens, scheme, { offsets });
+    const result = detectTokens(tokens, { scheme, offsets });
+    tokens.fill(4);
+    offsets.starts.fill(0);
+    expect(Array.from(result.perToken)).toStrictEqual(reference);
+    expect(result.bestWindow).toBeNull();
+  });
+
+  it('slices with the bounds of an array, and refuses an index outside it in one line', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const table = detectTokens(ids, { scheme, prompt, eosTokenId }).perToken;
+    const all = table.toJSON();
+    for (const [from, to] of [
+      [0, 5],
+      [3, 3],
+      [-4, undefined],
+      [5, -2],
+      [-100, 100],
+      [9, 2],
+    ] as const) {
+      expect(table.slice(from, to)).toStrictEqual(all.slice(from, to));
+    }
+    for (const index of [-1, ids.length, 1.5]) {
+      expect(() => table.at(index)).toThrow(VerifierError);
+      expect(() => table.at(index)).toThrow(
+        `token index ${index} is outside the table of ${ids.length} tokens`,
+      );
+    }
+  });
+
+  it('is empty with perToken: false, and equal in every other field', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    const off = detectTokens(ids, { scheme, prompt, eosTokenId, perToken: false });
+    const on = detectTokens(ids, { scheme, prompt, eosTokenId });
+    expect(off.perToken).toBeInstanceOf(TokenTable);
+    expect(off.perToken.length).toBe(0);
+    expect(JSON.stringify(off.perToken)).toBe('[]');
+    const { perToken: _off, ...offFields } = off;
+    const { perToken: _on, ...onFields } = on;
+    expect(offFields).toStrictEqual(onFields);
+  });
+
+  it('gives each of several keys its own table over the same ids', () => {
+    const schemes = [
+      createScheme({ scheme: 'kgw', vocabSize: V }, key),
+      createScheme({ scheme: 'gumbel', vocabSize: V }, key, { tenant: 'other' }),
+    ];
+    const results = detectTokens(ids, { schemes, prompt, eosTokenId });
+    results.forEach((result, k) => {
+      expect(Array.from(result.perToken)).toStrictEqual(
+        referenceEntries(ids, schemes[k], { prompt, eosTokenId }),
+      );
+    });
+  });
+
+  it('refuses offsets that do not give each token a start and an end', () => {
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: V }, key);
+    expect(() => detectTokens([1, 2, 3], { scheme, offsets: { starts: [0, 1], ends: [1, 2] } })).toThrow(
+      'offsets must have one start and one end for each of the 3 tokens',
+    );
+    expect(() =>
+      detectTokens([1, 2, 3], { scheme, offsets: { starts: [0, 1, -2], ends: [1, 2, 3] } }),
+    ).toThrow(VerifierError);
+  });
+
+  it('carries the offsets of text detection', () => {
+    // One token per character: ids are the character codes, offsets the characters' own.
+    const tokenizer: Tokenizer = {
+      id: 'custom:chars',
+      vocabSize: 128,
+      encode: (text) => ({
+        ids: Uint32Array.from(text, (c) => c.charCodeAt(0)),
+        starts: Uint32Array.from(text, (_, i) => i),
+        ends: Uint32Array.from(text, (_, i) => i + 1),
+      }),
+      decode: (tokens) => String.fromCharCode(...Array.from(tokens)),
+    };
+    const text = 'the cat sat on the mat; the cat sat on the mat.';
+    const scheme = createScheme({ scheme: 'kgw', vocabSize: 128 }, key);
+    const result = detectText(text, { tokenizer, scheme, prompt: 'a mat' });
+    const encoding = tokenizer.encode(text);
+    const options = { prompt: Array.from('a mat', (c) => c.charCodeAt(0)), offsets: encoding };
+    expect(Array.from(result.perToken)).toStrictEqual(referenceEntries(encoding.ids, scheme, options));
+    expect(Array.from(result.perToken, (e) => text.slice(e.start, e.end)).join('')).toBe(text);
   });
 });

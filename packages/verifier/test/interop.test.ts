@@ -1,4 +1,11 @@
-import { createInteropScheme, createRng, GenerationSession, type Scheme } from '@tracemark/watermark';
+import {
+  createInteropScheme,
+  createRng,
+  GenerationSession,
+  type HfKgwScheme,
+  type LmwKgwScheme,
+  type Scheme,
+} from '@tracemark/watermark';
 import { describe, expect, it } from 'vitest';
 import { detectTokens } from '../src/detect';
 import {
@@ -160,6 +167,39 @@ function generate(scheme: Scheme, steps: number, watermark: boolean): number[] {
   for (let i = 0; i < steps; i++) session.next(next());
   return session.tokens;
 }
+
+describe('detectInterop keeps KGW schemes (and their green-list caches) between calls', () => {
+  it('gives the same result as a new scheme, call after call, across more specs than it keeps', () => {
+    const rng = createRng('interop-kept-schemes');
+    const ids = Array.from({ length: 300 }, () => Math.floor(rng() * 1000));
+    // Repeats, so that second and later contexts hit the cached bitsets.
+    const text = [...ids, ...ids.slice(0, 150)];
+    const specs = [1, 2, 3, 4, 5, 6].map((key) =>
+      key % 2 === 0
+        ? { scheme: 'hf-kgw', vocabSize: 1000, hashingKey: key * 1009, greenlistRatio: 0.25 }
+        : {
+            scheme: 'lmw-kgw',
+            vocabSize: 1000,
+            gamma: 0.25,
+            seedingScheme: `ff-additive_prf-1-False-${key * 1009}`,
+            // The legacy green list (the permutation's end) as well.
+            selectGreenTokens: key !== 3,
+          },
+    );
+    const fresh = specs.map((spec) => {
+      const scheme = createInteropScheme(spec) as HfKgwScheme | LmwKgwScheme;
+      return Array.from(scheme.detect(text).greenTokenMask, (g) => g === 1);
+    });
+    for (let round = 0; round < 3; round++) {
+      specs.forEach((spec, i) => {
+        const d = detectInterop(text, spec) as HfKgwInteropDetection | LmwKgwInteropDetection;
+        expect(d.greenTokenMask).toEqual(fresh[i]);
+      });
+    }
+    const first = detectInterop(text, specs[0]);
+    expect(detectInterop(text, { ...specs[0] })).toEqual(first);
+  });
+});
 
 describe("generation with interop schemes through tracemark's sampler, detected by the same schemes", () => {
   const cases = [

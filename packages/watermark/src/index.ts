@@ -78,7 +78,9 @@ export {
   GenerationSession,
   generationStep,
   type StepResult,
+  supportStep,
 } from './session';
 export { type SipKey, sipHash24, sipHash24Word, sipHash24Words, sipKey } from './siphash';
 export { canonicalJson, MAX_CONTEXT_WIDTH, MAX_VOCAB_SIZE, SPEC_VERSION } from './spec';
 export { SupportBiasScheme } from './support-bias';
+export * as wasm from './wasm';

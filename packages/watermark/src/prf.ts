@@ -104,6 +104,22 @@ export class ContextPrf {
   }
 
   /**
+   * The seeds of the one-token windows `tokens[i]`, into (lo[i], hi[i]): what `seed` gives for h = 1 (left and min
+   * hashing alike), without the per-token cache, for callers that seed each distinct context once.
+   */
+  seedTokens(tokens: ArrayLike<number>, lo: Int32Array, hi: Int32Array): void {
+    if (this.#width !== 1 || this.#hashing === 'self')
+      fail('E_INVALID_SPEC', 'seedTokens needs one token of context and left or min hashing');
+    const out = this.#out;
+    for (let i = 0; i < tokens.length; i++) {
+      this.checkToken(tokens[i]);
+      sipHash24Words(this.#key, tokens, i, i + 1, out);
+      lo[i] = out[0];
+      hi[i] = out[1];
+    }
+  }
+
+  /**
    * Loads the per-token seeds of the window ending before `end`, for `selfSeed` calls on that window
    * (one load per generation step, then one cheap `selfSeed` per candidate).
    */

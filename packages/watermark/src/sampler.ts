@@ -131,30 +131,40 @@ export class Sampler {
     this.#vocabSize = vocabSize;
   }
 
+  get vocabSize(): number {
+    return this.#vocabSize;
+  }
+
   get greedy(): boolean {
     return this.options.temperature === 0;
   }
 
-  /** Applies temperature, top-k and top-p to `logits` (which it does not modify). */
-  select(logits: Float32Array): CandidateSet {
+  /**
+   * Applies temperature, top-k and top-p to `logits` (which it does not modify). With `ids`, `logits[i]` is the
+   * logit of token `ids[i]` for the first `count` entries, `ids` increasing, and every token outside `ids` has
+   * logit −Infinity: the same candidates as for the full row, in the same order (tested), over `count` entries.
+   */
+  select(logits: Float32Array, ids: Int32Array | null = null, count = this.#vocabSize): CandidateSet {
     const { temperature, topK, topP } = this.options;
-    const vocab = this.#vocabSize;
     const result = this.#result;
-    if (temperature === 0) return this.#keep(logits, 1);
-    const truncating = (topK > 0 && topK < vocab) || topP < 1;
+    const row = ids === null || logits.length === count ? logits : logits.subarray(0, count);
+    if (temperature === 0) return this.#keep(row, ids, 1);
+    // Against the vocabulary, not `count`: a top-k between the two still sorts the candidates, as for the full row.
+    const truncating = (topK > 0 && topK < this.#vocabSize) || topP < 1;
     if (!truncating) {
-      result.ids = null;
-      result.count = vocab;
-      result.logits = temperature === 1 ? logits : this.#scaled(logits, temperature);
+      result.ids = ids === null ? null : ids.length === count ? ids : ids.subarray(0, count);
+      result.count = count;
+      result.logits = temperature === 1 ? row : this.#scaled(row, temperature);
       return result;
     }
-    const scaled = temperature === 1 ? logits : this.#scaled(logits, temperature);
-    if (topP === 1) return this.#keep(scaled, topK);
-    const limit = topK > 0 ? Math.min(topK, vocab) : vocab;
-    const totalMass = topK > 0 ? null : softmaxMass(scaled, vocab);
+    const scaled = temperature === 1 ? row : this.#scaled(row, temperature);
+    if (topP === 1) return this.#keep(scaled, ids, topK);
+    const limit = topK > 0 ? Math.min(topK, count) : count;
+    // −Infinity entries outside the candidates add exactly 0 to the mass: the same total over `count` entries.
+    const totalMass = topK > 0 ? null : softmaxMass(scaled, count);
     // Top-p over the whole vocabulary without sorting it: grow a top-k prefix until it holds the mass.
     for (let k = Math.min(64, limit); ; k = Math.min(limit, 4 * k)) {
-      this.#keep(scaled, k);
+      this.#keep(scaled, ids, k);
       const cut = nucleusCut(result.logits, result.count, topP, totalMass);
       if (cut > 0 || k === limit) {
         result.count = cut > 0 ? cut : result.count;
@@ -165,22 +175,27 @@ export class Sampler {
 
   #scaled(logits: Float32Array, temperature: number): Float32Array {
     if (this.#logits.length < logits.length) this.#logits = new Float32Array(logits.length);
-    const out = this.#logits;
+    const out =
+      this.#logits.length === logits.length ? this.#logits : this.#logits.subarray(0, logits.length);
     const inv = 1 / temperature;
     for (let i = 0; i < logits.length; i++) out[i] = logits[i] * inv;
     return out;
   }
 
-  /** The k largest finite logits, sorted in decreasing order (ties: lower token id first). */
-  #keep(logits: Float32Array, k: number): CandidateSet {
+  /**
+   * The k largest finite logits, sorted in decreasing order (ties: lower token id first); `ids` maps positions to
+   * tokens (increasing, so position ties break as token ties do), null for the whole vocabulary.
+   */
+  #keep(logits: Float32Array, ids: Int32Array | null, k: number): CandidateSet {
     if (this.#ids.length < k) this.#ids = new Int32Array(Math.max(k, 64));
-    const ids = this.#ids;
-    const count = topKIndices(logits, k, ids);
+    const kept = this.#ids;
+    const count = topKIndices(logits, k, kept);
     if (this.#kept.length < count) this.#kept = new Float32Array(Math.max(count, 64));
     const out = this.#kept;
-    for (let i = 0; i < count; i++) out[i] = logits[ids[i]];
+    for (let i = 0; i < count; i++) out[i] = logits[kept[i]];
+    if (ids !== null) for (let i = 0; i < count; i++) kept[i] = ids[kept[i]];
     this.#result.logits = out;
-    this.#result.ids = ids.subarray(0, count);
+    this.#result.ids = kept.subarray(0, count);
     this.#result.count = count;
     return this.#result;
   }

@@ -32,9 +32,51 @@ export function generationStep(
   skip = false,
 ): StepResult {
   assertLogits(logits, scheme?.vocabSize ?? logits.length);
+  return stepOver(scheme, sequence, logits, null, logits.length, sampler, uniform, skip);
+}
+
+/**
+ * `generationStep` for a row given on a support only: `logits[j]` is the logit of token `support[j]` (ids
+ * increasing), every other token's is −Infinity, as for an n-gram model outside the tokens it saw. Temperature,
+ * top-k, top-p, the bias and the draw see the same distribution as over the full row and, with the same
+ * uniforms, give the same token (tested): −Infinity entries add exactly 0 to every sum. Costs O(|support|).
+ */
+export function supportStep(
+  scheme: Scheme | null,
+  sequence: ArrayLike<number>,
+  support: Int32Array,
+  logits: Float32Array,
+  sampler: Sampler,
+  uniform: () => number,
+  skip = false,
+  validate = true,
+): StepResult {
+  const count = support.length;
+  assertSupport(support, scheme?.vocabSize ?? sampler.vocabSize);
+  if (!(logits instanceof Float32Array) || logits.length < count) {
+    fail('E_LOGITS_LENGTH', `support logits have ${logits?.length} entries; the support has ${count} tokens`);
+  }
+  if (validate) assertCandidateLogits(logits, count);
+  return stepOver(scheme, sequence, logits, support, count, sampler, uniform, skip);
+}
+
+/** The body of a step once its row is checked: `ids` null for a full row, else the tokens of `logits`. */
+function stepOver(
+  scheme: Scheme | null,
+  sequence: ArrayLike<number>,
+  logits: Float32Array,
+  rowIds: Int32Array | null,
+  rowCount: number,
+  sampler: Sampler,
+  uniform: () => number,
+  skip: boolean,
+): StepResult {
   const watermarked = scheme !== null && !skip && sequence.length >= scheme.contextWidth;
-  if (watermarked && scheme.biasLogits) scheme.biasLogits(sequence, logits);
-  const { logits: candidates, ids, count } = sampler.select(logits);
+  if (watermarked && scheme.biasLogits) {
+    if (rowIds === null) scheme.biasLogits(sequence, logits);
+    else scheme.biasLogits(sequence, logits, rowIds, rowCount);
+  }
+  const { logits: candidates, ids, count } = sampler.select(logits, rowIds, rowCount);
   if (sampler.greedy)
     return { token: argmax(candidates, ids, count), watermarked: watermarked && chooserOf(scheme) === false };
   if (!watermarked)
@@ -75,11 +117,17 @@ function assertCandidates(ids: Int32Array, logits: Float32Array, count: number, 
   if (!(Number.isInteger(count) && count >= 1 && count <= ids.length && count <= logits.length)) {
     fail('E_NO_CANDIDATES', `candidate count ${count} must be between 1 and the length of ids and logits`);
   }
-  let masked = 0;
   for (let i = 0; i < count; i++) {
     const id = ids[i];
     if (!(id >= 0 && id < vocabSize))
       fail('E_TOKEN_RANGE', `candidate id ${id} is outside the vocabulary [0, ${vocabSize})`);
+  }
+  assertCandidateLogits(logits, count);
+}
+
+function assertCandidateLogits(logits: Float32Array, count: number): void {
+  let masked = 0;
+  for (let i = 0; i < count; i++) {
     const x = logits[i];
     if (x - x !== 0) {
       if (x !== Number.NEGATIVE_INFINITY)
@@ -89,6 +137,24 @@ function assertCandidates(ids: Int32Array, logits: Float32Array, count: number, 
   }
   if (masked === count)
     fail('E_NO_CANDIDATES', 'every candidate logit is -Infinity: there is no token to choose');
+}
+
+/** Supports already checked, with the vocabulary they were checked against: a support is checked once. */
+const checkedSupports = new WeakMap<Int32Array, number>();
+
+/** A support is a non-empty Int32Array of token ids in [0, V), strictly increasing. */
+function assertSupport(support: Int32Array, vocabSize: number): void {
+  if (checkedSupports.get(support) === vocabSize) return;
+  if (!(support instanceof Int32Array) || support.length === 0)
+    fail('E_NO_CANDIDATES', 'the support must be a non-empty Int32Array of token ids');
+  let previous = -1;
+  for (let j = 0; j < support.length; j++) {
+    const id = support[j];
+    if (!(id > previous && id < vocabSize))
+      fail('E_TOKEN_RANGE', `support entry ${j} (${id}) is not an increasing token id in [0, ${vocabSize})`);
+    previous = id;
+  }
+  checkedSupports.set(support, vocabSize);
 }
 
 export interface GenerationOptions {
@@ -147,6 +213,28 @@ export class GenerationSession {
         this.sampler,
         this.#uniform,
         repeated,
+      ),
+    );
+  }
+
+  /**
+   * Chooses the next token from a row given on `support` only (see `supportStep`): the same token as `next` on
+   * the full row, at O(|support|). `logits` is modified in place by logit-bias schemes; `support` must not change.
+   * The support is checked once; `validate: false` skips the per-step pass over `logits` for rows the caller made
+   * itself and knows to be finite or −∞ (`NgramModel.supportLogits`): about a tenth of a step.
+   */
+  nextOverSupport(support: Int32Array, logits: Float32Array, options: { validate?: boolean } = {}): number {
+    const validate = options.validate ?? true;
+    return this.#advance((repeated) =>
+      supportStep(
+        this.watermark ? this.scheme : null,
+        this.tokens,
+        support,
+        logits,
+        this.sampler,
+        this.#uniform,
+        repeated,
+        validate,
       ),
     );
   }

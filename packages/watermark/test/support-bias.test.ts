@@ -100,6 +100,35 @@ describe('SupportBiasScheme', () => {
     expect(SupportBiasScheme.applies(wrapped)).toBe(true);
   });
 
+  it('is exact on full and support-only rows whatever the green count modulo 4 (the unrolled update)', () => {
+    const support = supportOf(V, 1001);
+    const plain = createScheme(kgw, key);
+    const cached = new SupportBiasScheme(createScheme(kgw, key), support);
+    const remainders = new Set<number>();
+    for (let t = 0; t < 24; t++) {
+      const window = [support[t * 41]];
+      const unbiased = rowOf(V, support, `compact:${t}`);
+      const full = Float32Array.from(unbiased);
+      const compact = Float32Array.from(support, (id) => unbiased[id]);
+      plain.biasLogits!(window, full);
+      // Twice: the miss that fills the cache, then the hit.
+      for (const round of [0, 1]) {
+        const row = Float32Array.from(compact);
+        cached.biasLogits!(window, row, support, support.length);
+        expect(
+          same(
+            row,
+            Float32Array.from(support, (id) => full[id]),
+          ),
+        ).toBe(true);
+        expect(agrees(plain, cached, support, window)).toBe(true);
+        expect(cached.hits).toBe(3 * t + 1 + 2 * round);
+      }
+      remainders.add(support.filter((id) => full[id] !== unbiased[id]).length % 4);
+    }
+    expect([...remainders].sort()).toEqual([0, 1, 2, 3]);
+  });
+
   it('is exact for a support too large for 16-bit positions', () => {
     const support = Int32Array.from({ length: 70_000 }, (_, i) => 2 * i);
     const plain = createScheme(kgw, key);

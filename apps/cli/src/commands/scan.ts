@@ -3,6 +3,7 @@ import { type Dedup, formatPValue, jsonArgument } from '@tracemark/verifier';
 import { createScheme, INTEROP_SCHEME_NAMES } from '@tracemark/watermark';
 import { fail } from '../errors';
 import { masterKeyFromOptions } from '../key';
+import { PIECE_CHARACTERS, PIECEWISE_TOKENIZERS } from '../scan/pieces';
 import { type ScanSummary, scanCorpus } from '../scan/scan';
 import { corpusDocuments } from '../scan/sources';
 
@@ -89,6 +90,8 @@ export async function runScan(values: ScanCommandOptions, positionals: string[])
     jsonl: values.jsonl === true,
     textField: values.textField,
     idField: values.idField,
+    // Large plain text streams in pieces where the tokenizer allows it; otherwise each document is read whole.
+    ...(PIECEWISE_TOKENIZERS.includes(values.tokenizer) ? { pieceCharacters: PIECE_CHARACTERS } : {}),
   });
   watchOutput();
   let summary: ScanSummary;

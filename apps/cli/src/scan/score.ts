@@ -1,5 +1,12 @@
-import { type Dedup, detectTokens, loadTokenizer, type TestResult } from '@tracemark/verifier';
-import { createScheme, MasterKey } from '@tracemark/watermark';
+import {
+  type Dedup,
+  type DetectionResult,
+  detectTokens,
+  loadTokenizer,
+  type StreamDetection,
+  type TestResult,
+} from '@tracemark/verifier';
+import { createScheme, MasterKey, type Scheme } from '@tracemark/watermark';
 import { fail } from '../errors';
 import type { ScanDocument } from './sources';
 
@@ -28,7 +35,15 @@ export interface ScanConfig {
   alpha: number;
 }
 
-export type Scorer = (document: ScanDocument) => ScanRecord;
+export interface Scorer {
+  /** The record of a whole document. */
+  score(document: ScanDocument): ScanRecord;
+  /** The ids of a piece of a streamed document (the record is made where the pieces are put together). */
+  tokenize(text: string): Uint32Array;
+}
+
+/** A task of the scan pool: a batch of whole documents, or one piece of a streamed document to tokenize. */
+export type ScanTask = ScanDocument[] | { piece: string };
 
 /** A failure in a scan worker, as it crosses back to the main thread: an error code and a one-line message. */
 export interface ScanFailure {
@@ -36,8 +51,8 @@ export interface ScanFailure {
   message: string;
 }
 
-/** What the scan worker answers for a batch of documents: their records in order, or why it could not. */
-export type ScanReply = { records: ScanRecord[] } | { error: ScanFailure };
+/** What the scan worker answers: a batch's records in order, or a piece's ids, or why it could not. */
+export type ScanReply = { records: ScanRecord[] } | { ids: Uint32Array } | { error: ScanFailure };
 
 /** The message a scan worker posts once its scorer is built (with `error` when building it failed). */
 export const SCAN_WORKER_STARTED = 'tracemark/scan-worker/started';
@@ -47,34 +62,58 @@ export interface ScanWorkerStarted {
   error?: ScanFailure;
 }
 
+/** The keyed scheme a scan tests. */
+export function scanScheme(config: ScanConfig): Scheme {
+  return createScheme(
+    config.spec,
+    MasterKey.parse(config.keyHex),
+    config.tenant === undefined ? {} : { tenant: config.tenant },
+  );
+}
+
+/** A document's record from its exact test (one-pass or streamed), fields in one order for both. */
+export function scanRecord(
+  document: { id: string; line?: number },
+  result: DetectionResult | StreamDetection,
+  alpha: number,
+): ScanRecord {
+  // The text test's own fields (windows, per-token entries, the de-duplication) are not a scan's.
+  const { perToken, bestWindow, dedup, adjustedPValue, adjustedLog10PValue, ...test } =
+    result as DetectionResult;
+  return {
+    id: document.id,
+    ...(document.line === undefined ? {} : { line: document.line }),
+    ...test,
+    detected: test.log10PValue <= Math.log10(alpha),
+  };
+}
+
 /**
  * Loads the tokenizer and the keyed scheme once; the scorer then tokenizes a document (ids only) and tests it
  * as a whole, with the exact null tail. A document with too few tokens to score gets p = 1.
  */
 export async function createScorer(config: ScanConfig): Promise<Scorer> {
   const tokenizer = await loadTokenizer(config.tokenizer);
-  const scheme = createScheme(
-    config.spec,
-    MasterKey.parse(config.keyHex),
-    config.tenant === undefined ? {} : { tenant: config.tenant },
-  );
+  const scheme = scanScheme(config);
   if (tokenizer.vocabSize > scheme.vocabSize) {
     fail(
       'E_INVALID_OPTIONS',
       `tokenizer ${tokenizer.id} has ${tokenizer.vocabSize} tokens but the spec's vocabSize is ${scheme.vocabSize}`,
     );
   }
-  const threshold = Math.log10(config.alpha);
-  return (document) => {
-    const ids = tokenizer.encodeIds?.(document.text) ?? tokenizer.encode(document.text).ids;
-    const result = detectTokens(ids, { scheme, dedup: config.dedup, perToken: false, window: false });
-    // The text test's own fields (windows, per-token entries, the de-duplication) are not a scan's.
-    const { perToken, bestWindow, dedup, adjustedPValue, adjustedLog10PValue, ...test } = result;
-    return {
-      id: document.id,
-      ...(document.line === undefined ? {} : { line: document.line }),
-      ...test,
-      detected: test.log10PValue <= threshold,
-    };
+  const tokenize = (text: string) => tokenizer.encodeIds?.(text) ?? tokenizer.encode(text).ids;
+  return {
+    score: (document) =>
+      scanRecord(
+        document,
+        detectTokens(tokenize(document.text), {
+          scheme,
+          dedup: config.dedup,
+          perToken: false,
+          window: false,
+        }),
+        config.alpha,
+      ),
+    tokenize,
   };
 }

@@ -1,6 +1,8 @@
 import { createReadStream, type Dirent, readdirSync, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { fail } from '../errors';
+import { READ_BYTES, textPieces } from './pieces';
 
 /** One document of a corpus: its id (relative path, or JSONL id / file:line) and its text. */
 export interface ScanDocument {
@@ -10,12 +12,32 @@ export interface ScanDocument {
   line?: number;
 }
 
+/**
+ * A document too large to hold whole: its text as pieces whose ids, one after the other, are the ids of the whole
+ * text (see pieces.ts). Its record is the same as if it were read whole.
+ */
+export interface StreamedDocument {
+  id: string;
+  pieces: AsyncIterable<string>;
+}
+
+export type ScanItem = ScanDocument | StreamedDocument;
+
+export function isStreamed(item: ScanItem): item is StreamedDocument {
+  return 'pieces' in item;
+}
+
 export interface SourceOptions {
   /** Read JSON Lines (one record per line) instead of one document per file. */
   jsonl?: boolean;
   /** JSONL: the field holding the text (default "text") and the one holding the id (default "id"). */
   textField?: string;
   idField?: string;
+  /**
+   * Stream plain text in pieces of at least this many characters: a file larger than this many bytes, and standard
+   * input. Only for a tokenizer that allows it (pieces.ts); unset, every document is read whole.
+   */
+  pieceCharacters?: number;
 }
 
 function errnoOf(error: unknown): string {
@@ -52,6 +74,14 @@ export function corpusFiles(path: string): { file: string; id: string }[] {
   };
   walk(path);
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch (error) {
+    fail('E_INPUT', `cannot read ${file}: ${errnoOf(error)}`);
+  }
 }
 
 function decodeFile(file: string, id: string): string {
@@ -141,6 +171,28 @@ function openStream(file: string): AsyncIterable<Buffer> {
   })();
 }
 
+/**
+ * The bytes of a file through one reused buffer: each chunk is valid until the next is asked for. The text of a
+ * streamed document is decoded as soon as it is read, and a fresh buffer per read would leave as much garbage
+ * outside the heap as the file is large (V8 collects it late).
+ */
+async function* fileChunks(file: string): AsyncGenerator<Uint8Array> {
+  const buffer = new Uint8Array(READ_BYTES);
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(file, 'r');
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } catch (error) {
+    fail('E_INPUT', `cannot read ${file}: ${errnoOf(error)}`);
+  } finally {
+    await handle?.close();
+  }
+}
+
 async function* jsonlDocuments(
   stream: AsyncIterable<Buffer | string>,
   source: string,
@@ -158,7 +210,12 @@ async function* jsonlDocuments(
  * The documents of a corpus, read lazily: a directory (one document per file, or JSONL files with --jsonl),
  * one file, or standard input ("-"). Errors are VerifierError E_INPUT with the file, and line for JSONL.
  */
-export function corpusDocuments(path: string, options: SourceOptions = {}): AsyncGenerator<ScanDocument> {
+export function corpusDocuments(
+  path: string,
+  options?: SourceOptions & { pieceCharacters?: undefined },
+): AsyncGenerator<ScanDocument>;
+export function corpusDocuments(path: string, options: SourceOptions): AsyncGenerator<ScanItem>;
+export function corpusDocuments(path: string, options: SourceOptions = {}): AsyncGenerator<ScanItem> {
   // The listing is made now, so that a missing corpus fails before any work starts.
   const files = path === '-' ? [] : corpusFiles(path);
   return readDocuments(path, files, options);
@@ -168,10 +225,13 @@ async function* readDocuments(
   path: string,
   files: { file: string; id: string }[],
   options: SourceOptions,
-): AsyncGenerator<ScanDocument> {
+): AsyncGenerator<ScanItem> {
+  const pieceCharacters = options.pieceCharacters;
   if (path === '-') {
     if (options.jsonl) {
       yield* jsonlDocuments(process.stdin, 'standard input', options);
+    } else if (pieceCharacters !== undefined) {
+      yield { id: '-', pieces: textPieces(process.stdin, 'standard input', pieceCharacters) };
     } else {
       const chunks: Buffer[] = [];
       for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -181,6 +241,8 @@ async function* readDocuments(
   }
   for (const { file, id } of files) {
     if (options.jsonl) yield* jsonlDocuments(openStream(file), id, options);
+    else if (pieceCharacters !== undefined && fileSize(file) > pieceCharacters)
+      yield { id, pieces: textPieces(fileChunks(file), id, pieceCharacters) };
     else yield { id, text: decodeFile(file, id) };
   }
 }

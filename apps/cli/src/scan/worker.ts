@@ -1,8 +1,8 @@
 /**
  * The scan pool's worker (dist/scan-worker.js, the package export @tracemark/cli/scan-worker): each thread builds
- * one scorer from the pool's workerData, then scores the batches of documents it is given. Failures come back as
- * values { code, message } (never a stack trace, never the key): an error object loses its class and code on
- * its way between threads.
+ * one scorer from the pool's workerData, then scores the batches of documents it is given and tokenizes the
+ * pieces of streamed documents. Failures come back as values { code, message } (never a stack trace, never the
+ * key): an error object loses its class and code on its way between threads.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { VerifierError } from '@tracemark/verifier';
@@ -13,10 +13,10 @@ import {
   type ScanConfig,
   type ScanFailure,
   type ScanReply,
+  type ScanTask,
   type ScanWorkerStarted,
   type Scorer,
 } from './score';
-import type { ScanDocument } from './sources';
 
 function failureOf(error: unknown): ScanFailure {
   if (error instanceof VerifierError || error instanceof WatermarkError)
@@ -31,13 +31,14 @@ function failureOf(error: unknown): ScanFailure {
 const scorer: Scorer | ScanFailure = await createScorer(workerData as ScanConfig).catch(failureOf);
 parentPort?.postMessage({
   type: SCAN_WORKER_STARTED,
-  ...(typeof scorer === 'function' ? {} : { error: scorer }),
+  ...('score' in scorer ? {} : { error: scorer }),
 } satisfies ScanWorkerStarted);
 
-export default function scoreDocuments(documents: ScanDocument[]): ScanReply {
-  if (typeof scorer !== 'function') return { error: scorer };
+export default function scanTask(task: ScanTask): ScanReply {
+  if (!('score' in scorer)) return { error: scorer };
   try {
-    return { records: documents.map((document) => scorer(document)) };
+    if (Array.isArray(task)) return { records: task.map((document) => scorer.score(document)) };
+    return { ids: scorer.tokenize(task.piece) };
   } catch (error) {
     return { error: failureOf(error) };
   }

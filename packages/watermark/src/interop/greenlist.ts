@@ -3,6 +3,10 @@
  * `g.manual_seed(seed)` (transformers WatermarkLogitsProcessor._get_greenlist_ids, lm-watermarking
  * WatermarkBase._get_greenlist_ids), kept as bitsets in a bounded LRU cache.
  *
+ * A membership question (isGreen) on a seed seen for the first time does not build the list: it follows the
+ * one token through the shuffle (TorchGenerator.randpermPrefixHas). A seed asked about again gets its bitset
+ * built and cached, so repeated contexts still cost one bit test.
+ *
  * The engine reads only the low 32 bits of a seed, so the cache is keyed by them: contexts whose seeds
  * agree modulo 2^32 share one green list in the reference code too.
  */
@@ -11,7 +15,7 @@ import { topKIndices } from '../sampler';
 import { LogitBiasScheme } from '../scheme';
 import type { BaseSpec } from '../spec';
 import { checkToken } from './common';
-import { RandpermWorkspace, TorchGenerator } from './torch-random';
+import { PrefixMembershipTable, primePrefixWalk, RandpermWorkspace, TorchGenerator } from './torch-random';
 
 export interface GreenListCacheOptions {
   /** Upper bound on the bytes held by cached bitsets (default 32 MiB). */
@@ -19,6 +23,8 @@ export interface GreenListCacheOptions {
 }
 
 export const DEFAULT_GREEN_CACHE_BYTES = 32 * 1024 * 1024;
+/** Most seeds remembered as "seen once" per generation of that set (two generations are kept). */
+export const SEEN_ONCE_LIMIT = 1 << 15;
 
 export class GreenListCache {
   readonly vocabSize: number;
@@ -26,13 +32,20 @@ export class GreenListCache {
   /** lm-watermarking's legacy `select_green_tokens=False`: the green list is the permutation's last G entries. */
   readonly fromEnd: boolean;
   readonly capacity: number;
+  /** Bitset lookups answered from the cache, and bitsets built. */
   hits = 0;
   misses = 0;
+  /** Membership questions answered by following the token through the shuffle (first-seen seeds). */
+  walks = 0;
   readonly #words: number;
   readonly #cache = new Map<number, Uint32Array>();
   readonly #generator = new TorchGenerator();
   readonly #workspace: RandpermWorkspace;
   readonly #prefix: Int32Array;
+  readonly #membership: PrefixMembershipTable;
+  /** Seeds whose membership was walked once and not yet cached: the current and the previous generation. */
+  #seenOnce = new Set<number>();
+  #seenBefore = new Set<number>();
 
   constructor(vocabSize: number, greenSize: number, fromEnd = false, options: GreenListCacheOptions = {}) {
     this.vocabSize = vocabSize;
@@ -45,6 +58,8 @@ export class GreenListCache {
     const prefix = fromEnd ? vocabSize : greenSize;
     this.#workspace = new RandpermWorkspace(vocabSize);
     this.#prefix = new Int32Array(prefix);
+    // The legacy list is the complement of the first V − G entries.
+    this.#membership = membershipTable(vocabSize, fromEnd ? vocabSize - greenSize : greenSize);
   }
 
   /** The green list of a seed (its low 32 bits) in the reference order: randperm(V)[:G] (or [V−G:]). */
@@ -65,6 +80,12 @@ export class GreenListCache {
       cache.set(seedLow32, hit);
       return hit;
     }
+    return this.#build(seedLow32);
+  }
+
+  /** Draws, caches (evicting the least recently used) and returns the bitset of a seed not in the cache. */
+  #build(seedLow32: number): Uint32Array {
+    const cache = this.#cache;
     this.misses++;
     let bits: Uint32Array;
     if (cache.size >= this.capacity) {
@@ -89,16 +110,58 @@ export class GreenListCache {
     return bits;
   }
 
+  /**
+   * Whether `token` is in the green list of the seed, the same answer as a bit test of bits(seedLow32). A
+   * seed met for the first time is answered by a walk; its bitset is built when it comes again.
+   */
   isGreen(seedLow32: number, token: number): boolean {
     if (token >= this.vocabSize) return false;
-    return ((this.bits(seedLow32)[token >>> 5] >>> (token & 31)) & 1) === 1;
+    if (
+      this.#cache.has(seedLow32) ||
+      this.#seenOnce.delete(seedLow32) ||
+      this.#seenBefore.delete(seedLow32)
+    ) {
+      return ((this.bits(seedLow32)[token >>> 5] >>> (token & 31)) & 1) === 1;
+    }
+    this.#rememberSeen(seedLow32);
+    this.walks++;
+    const inPrefix = this.#generator.seedLow32(seedLow32).randpermPrefixHas(this.#membership, token);
+    return inPrefix !== this.fromEnd;
+  }
+
+  #rememberSeen(seedLow32: number): void {
+    if (this.#seenOnce.size >= SEEN_ONCE_LIMIT) {
+      // Generational bound: O(1) per insertion, and a seed stays remembered for at least SEEN_ONCE_LIMIT others.
+      this.#seenBefore = this.#seenOnce;
+      this.#seenOnce = new Set<number>();
+    }
+    this.#seenOnce.add(seedLow32);
   }
 
   clear(): void {
     this.#cache.clear();
+    this.#seenOnce.clear();
+    this.#seenBefore.clear();
     this.hits = 0;
     this.misses = 0;
+    this.walks = 0;
   }
+}
+
+const membershipTables = new Map<string, PrefixMembershipTable>();
+
+/** The divisibility table of randperm(n)[:k] membership, shared by the caches of one vocabulary. */
+function membershipTable(n: number, k: number): PrefixMembershipTable {
+  const key = `${n}:${k}`;
+  let table = membershipTables.get(key);
+  if (table === undefined) {
+    if (membershipTables.size === 0) primePrefixWalk();
+    table = new PrefixMembershipTable(n, k);
+    // A few vocabularies at most in one process; 21 bytes per step each.
+    if (membershipTables.size >= 8) membershipTables.delete(membershipTables.keys().next().value as string);
+    membershipTables.set(key, table);
+  }
+  return table;
 }
 
 /** Adds `bias` to the logits of green tokens: all of the vocabulary (ids = null) or the listed candidates. */
