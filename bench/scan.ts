@@ -11,7 +11,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer, type Tokenizer, writeKeyFile } from '@tracemark/verifier';
-import { createScheme, MasterKey } from '@tracemark/watermark';
+import { createRng, createScheme, MasterKey } from '@tracemark/watermark';
 import type { ScanSummary } from '../apps/cli/src/scan/scan';
 import { wordModel, wordModelIds } from '../apps/cli/test/support/word-model';
 import { fmt, type Section } from './harness';
@@ -91,18 +91,6 @@ function scan(corpus: string, keyFile: string, workers: number): ScanSummary {
 const LARGE_FILE_MB = Number(process.env.TRACEMARK_BENCH_SCAN_MB ?? 100);
 const PEAK_LIMIT_MB = 500;
 
-/** A small deterministic generator (mulberry32), so that every run builds the same large file. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * About `megabytes` of book text: the books again and again, each repetition with its paragraphs shuffled and one
  * word in twenty swapped with its neighbour, so that the repetitions are not verbatim copies.
@@ -112,7 +100,7 @@ export function largeText(megabytes: number): string[] {
   const paragraphs = Object.keys(books)
     .sort()
     .flatMap((name) => books[name].split(/\n\s*\n/));
-  const random = seededRandom(1);
+  const random = createRng('scan-large-file'); // the same large file on every run
   const parts: string[] = [];
   let size = 0;
   for (let round = 0; size < megabytes * 1e6; round++) {

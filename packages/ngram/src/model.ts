@@ -260,6 +260,15 @@ export class NgramModel {
       fail('E_LOGITS_LENGTH', `logits output has ${out?.length} entries; the vocabulary has ${vocab} tokens`);
     }
     out.set(this.#logUnigram);
+    this.#writeChildren(context, out, null);
+    return out;
+  }
+
+  /**
+   * Writes the logits of the children of the context's known suffixes, shorter suffixes first, over `row`: at
+   * each child's id, or at `position[id]` for a support row.
+   */
+  #writeChildren(context: ArrayLike<number>, row: Float32Array, position: Int32Array | null): void {
     const known = this.#findContexts(context, context.length);
     const nodes = this.#contextNodes;
     const levels = this.#parts.levels;
@@ -268,9 +277,9 @@ export class NgramModel {
       const logRatio = this.#logRatio[k + 1];
       const node = nodes[k];
       const end = childStart[node + 1];
-      for (let e = childStart[node]; e < end; e++) out[words[e]] = logRatio[e];
+      if (position === null) for (let e = childStart[node]; e < end; e++) row[words[e]] = logRatio[e];
+      else for (let e = childStart[node]; e < end; e++) row[position[words[e]]] = logRatio[e];
     }
-    return out;
   }
 
   /**
@@ -319,17 +328,7 @@ export class NgramModel {
     }
     const row = out.length === size ? out : out.subarray(0, size);
     row.set(this.#supportUnigram!);
-    const position = this.#supportPosition!;
-    const known = this.#findContexts(context, context.length);
-    const nodes = this.#contextNodes;
-    const levels = this.#parts.levels;
-    for (let k = 1; k <= known; k++) {
-      const { childStart, words } = levels[k - 1];
-      const logRatio = this.#logRatio[k + 1];
-      const node = nodes[k];
-      const end = childStart[node + 1];
-      for (let e = childStart[node]; e < end; e++) row[position[words[e]]] = logRatio[e];
-    }
+    this.#writeChildren(context, row, this.#supportPosition!);
     return row;
   }
 

@@ -1,5 +1,5 @@
 import type { Scheme } from '@tracemark/watermark';
-import { type DetectionResult, type DetectOptions, detectTokens } from './detect';
+import { type DetectionResult, type DetectOptions, detectOwned } from './detect';
 import { fail } from './errors';
 import type { Tokenizer } from './tokenizers/index';
 
@@ -53,7 +53,8 @@ export function detectText(
       ? (tokenizer.encodeIds?.(options.prompt) ?? tokenizer.encode(options.prompt).ids)
       : options.prompt;
   const shared = { ...options, prompt, offsets: { starts: encoding.starts, ends: encoding.ends } };
+  // The encoding is this call's own: the per-token table keeps its arrays without copying them.
   if (options.schemes !== undefined)
-    return detectTokens(encoding.ids, { ...shared, schemes: options.schemes });
-  return detectTokens(encoding.ids, { ...shared, scheme: schemes[0] });
+    return detectOwned(encoding.ids, { ...shared, schemes: options.schemes }, true);
+  return detectOwned(encoding.ids, { ...shared, scheme: schemes[0] }, true) as DetectionResult;
 }

@@ -88,6 +88,18 @@ export function detectTokens(
   input: ArrayLike<number>,
   options: DetectOptions & { scheme?: Scheme; schemes?: Scheme[] },
 ): DetectionResult | DetectionResult[] {
+  return detectOwned(input, options, false);
+}
+
+/**
+ * detectTokens, for callers that hand over `input` and the offsets (`owned`: detectText's fresh encoding, which
+ * nobody else holds), so that the table keeps them without copying.
+ */
+export function detectOwned(
+  input: ArrayLike<number>,
+  options: DetectOptions & { scheme?: Scheme; schemes?: Scheme[] },
+  owned: boolean,
+): DetectionResult | DetectionResult[] {
   if (options.schemes !== undefined) {
     if (!Array.isArray(options.schemes) || options.schemes.length === 0) {
       fail('E_INVALID_OPTIONS', 'schemes must be a non-empty array of keyed schemes');
@@ -96,12 +108,12 @@ export function detectTokens(
     fail('E_INVALID_OPTIONS', 'detectTokens needs a scheme (or schemes)');
   }
   const n = input.length;
-  const offsets = options.offsets === undefined ? null : copyOffsets(options.offsets, n);
+  const offsets = options.offsets === undefined ? null : copyOffsets(options.offsets, n, owned);
   // The table scores duplicates when first read, so it keeps ids (and offsets) the caller cannot change
   // afterwards: copies, a memcpy for typed arrays. Without a table a Uint32Array is only read.
   let ids: Uint32Array;
   if (!(input instanceof Uint32Array)) ids = new Uint32Array(n);
-  else ids = options.perToken === false ? input : input.slice();
+  else ids = options.perToken === false || owned ? input : input.slice();
   const tokens: TokenIds = {
     ids,
     column: null,
@@ -135,15 +147,15 @@ interface Offsets {
   ends: Uint32Array;
 }
 
-/** Copies the offsets into the table's columns, failing unless there is one uint32 pair per token. */
-function copyOffsets(offsets: NonNullable<DetectOptions['offsets']>, n: number): Offsets {
+/** The offsets as the table's columns (copied unless owned), failing unless there is one uint32 pair per token. */
+function copyOffsets(offsets: NonNullable<DetectOptions['offsets']>, n: number, owned: boolean): Offsets {
   const { starts, ends } = offsets;
   if (starts?.length !== n || ends?.length !== n) {
     fail('E_INVALID_OPTIONS', `offsets must have one start and one end for each of the ${n} tokens`);
   }
   // A tokenizer's encoding: nothing to check.
   if (starts instanceof Uint32Array && ends instanceof Uint32Array)
-    return { starts: starts.slice(), ends: ends.slice() };
+    return owned ? { starts, ends } : { starts: starts.slice(), ends: ends.slice() };
   const copy = { starts: new Uint32Array(n), ends: new Uint32Array(n) };
   for (let i = 0; i < n; i++) {
     const start = starts[i];

@@ -19,6 +19,7 @@ export interface Tokenizer {
   readonly id: string;
   /** Every id is below this. */
   readonly vocabSize: number;
+  /** Fresh arrays on every call, the caller's to keep (detectText's per-token table holds them). */
   encode(text: string): Encoding;
   decode(ids: ArrayLike<number>): string;
   /** The ids of encode(text) without computing offsets, where the tokenizer offers it. */
