@@ -1,8 +1,7 @@
 import { KeySet64, type Scheme } from '@tracemark/watermark';
-import { fail } from './errors';
 import { nullTail, zScore } from './null-law';
 import { schemeIdentity, type TestResult } from './result';
-import { type Dedup, markPositions, type SkipCounts, scorePositions } from './tape';
+import { checkDedup, checkTokenId, type Dedup, markPositions, type SkipCounts, scorePositions } from './tape';
 
 export interface TokenStreamOptions {
   scheme: Scheme;
@@ -36,10 +35,7 @@ export class TokenStreamDetector {
   #sum = 0;
 
   constructor(options: TokenStreamOptions) {
-    const dedup = options.dedup ?? 'pair';
-    if (!['pair', 'context', 'none'].includes(dedup)) {
-      fail('E_INVALID_OPTIONS', `dedup must be "pair", "context" or "none"; got ${JSON.stringify(dedup)}`);
-    }
+    const dedup = checkDedup(options.dedup ?? 'pair');
     this.#scheme = options.scheme;
     this.#dedup = dedup;
     this.#seen = dedup === 'none' ? null : new KeySet64();
@@ -67,12 +63,7 @@ export class TokenStreamDetector {
     const vocabSize = scheme.vocabSize;
     for (let i = 0; i < piece.length; i++) {
       const token = piece[i];
-      if (!(token >>> 0 === token && token < vocabSize)) {
-        fail(
-          'E_TOKEN_RANGE',
-          `token id ${token} at position ${this.#tokens + i} is outside the scheme's vocabulary (vocabSize ${vocabSize})`,
-        );
-      }
+      checkTokenId(token, this.#tokens + i, vocabSize);
       ids[context + i] = token;
     }
     // Positions before `context` were counted with the previous piece; while the whole sequence is shorter than h,

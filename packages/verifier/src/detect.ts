@@ -4,6 +4,8 @@ import { nullTail, zScore } from './null-law';
 import { schemeIdentity, type TestResult } from './result';
 import { holmAdjustLog10, type TailProbability } from './stats/index';
 import {
+  checkDedup,
+  checkTokenId,
   type Dedup,
   markPositions,
   promptWindows,
@@ -176,10 +178,7 @@ function detectOne(
   options: DetectOptions,
   offsets: Offsets | null,
 ): DetectionResult {
-  const dedup = options.dedup ?? 'pair';
-  if (!['pair', 'context', 'none'].includes(dedup)) {
-    fail('E_INVALID_OPTIONS', `dedup must be "pair", "context" or "none"; got ${JSON.stringify(dedup)}`);
-  }
+  const dedup = checkDedup(options.dedup ?? 'pair');
   const n = input.length;
   const { ids } = tokens;
   const end = readTokens(input, tokens, scheme.vocabSize, options.eosTokenId);
@@ -248,12 +247,7 @@ function readTokens(
       end = i;
       break;
     }
-    if (!(token >>> 0 === token && token < vocabSize)) {
-      fail(
-        'E_TOKEN_RANGE',
-        `token id ${token} at position ${i} is outside the scheme's vocabulary (vocabSize ${vocabSize})`,
-      );
-    }
+    checkTokenId(token, i, vocabSize);
     if (copy) ids[i] = token;
   }
   if (copy) {

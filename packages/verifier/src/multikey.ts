@@ -3,6 +3,7 @@ import {
   ContextPrf,
   canonicalSpec,
   createScheme,
+  kgwComparisonBits,
   MasterKey,
   parseSpec,
   type Scheme,
@@ -128,7 +129,7 @@ export function scoreBatch(job: Job, options: { simd?: boolean } = {}): number[]
   let done = 0;
   if (grouped) {
     const groups = contextGroups(ids);
-    const steps = comparisonSteps(spec.gamma as number);
+    const steps = comparisonSteps(kgwComparisonBits(spec.gamma as number));
     const canonical = canonicalSpec(spec);
     const contexts = groups.contexts.length;
     // Every context token is a valid id (the JavaScript seeding reports one that is not).
@@ -265,20 +266,17 @@ function contextGroups(ids: Uint32Array): ContextGroups {
 }
 
 /**
- * KgwScheme's bit-sliced [U < G] (G = round(γ · 2^16) clamped to [1, 2^16 − 1]), one step per bit of G from its
- * lowest set bit up: lt ← g_i ? (r_i | lt) : (r_i & lt), written lt ← (r_i & lt) | (step_i & (r_i | lt)) with
- * step_i = −1 where g_i is set, 0 where not, so that the loop has no branch.
+ * KgwScheme's comparison bits as branch-free steps: its [U < G] runs lt ← g_i ? (r_i | lt) : (r_i & lt) from G's
+ * lowest set bit up, written lt ← (r_i & lt) | (step_i & (r_i | lt)) with step_i = −1 where g_i is set, else 0.
  */
-function comparisonSteps(gamma: number): Int32Array {
-  const g = Math.max(1, Math.min(65_535, Math.round(gamma * 65_536)));
-  let i = 0;
-  while (((g >>> i) & 1) === 0) i++;
-  const steps: number[] = [];
-  for (; i < 16; i++) steps.push(((g >>> i) & 1) === 1 ? -1 : 0);
-  return Int32Array.from(steps);
+function comparisonSteps(bits: Uint8Array): Int32Array {
+  return Int32Array.from(bits, (bit) => -bit);
 }
 
-/** KgwScheme's green word of the 32-token block at `base` under the seed (lo, hi): bit j is token base + j. */
+/**
+ * KgwScheme's green word of the 32-token block at `base` under the seed (lo, hi), from `seededHash32` and the steps:
+ * bit j is token base + j. Written apart from the scheme's own, so that the self-check compares two derivations.
+ */
 function greenWord(lo: number, hi: number, base: number, steps: Int32Array): number {
   // The first step is at G's lowest set bit: r_0 | 0.
   let lt = seededHash32(lo, hi, base);

@@ -22,6 +22,24 @@ import { fail } from './errors';
  */
 export type Dedup = 'pair' | 'context' | 'none';
 
+/** Fails unless `dedup` is one of the de-duplication rules; returns it. */
+export function checkDedup(dedup: unknown): Dedup {
+  if (dedup !== 'pair' && dedup !== 'context' && dedup !== 'none') {
+    fail('E_INVALID_OPTIONS', `dedup must be "pair", "context" or "none"; got ${JSON.stringify(dedup)}`);
+  }
+  return dedup;
+}
+
+/** Fails unless `token` (at sequence `position`) is an id of a vocabulary of `vocabSize` tokens. */
+export function checkTokenId(token: number, position: number, vocabSize: number): void {
+  if (!(token >>> 0 === token && token < vocabSize)) {
+    fail(
+      'E_TOKEN_RANGE',
+      `token id ${token} at position ${position} is outside the scheme's vocabulary (vocabSize ${vocabSize})`,
+    );
+  }
+}
+
 /** Why a token did not count. */
 export type SkipReason = 'context' | 'duplicate' | 'prompt-window' | 'eos' | 'filtered';
 

@@ -68,7 +68,7 @@ export {
   readExpEditSpec,
 } from './schemes/exp-edit';
 export { GUMBEL_DEFAULTS, GumbelScheme, type GumbelSpec } from './schemes/gumbel';
-export { KGW_DEFAULTS, KgwScheme, type KgwSpec } from './schemes/kgw';
+export { KGW_DEFAULTS, KgwScheme, type KgwSpec, kgwComparisonBits } from './schemes/kgw';
 export { SYNTHID_DEFAULTS, SynthIdScheme, type SynthIdSpec } from './schemes/synthid';
 export {
   candidateStep,

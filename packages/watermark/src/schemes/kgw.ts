@@ -99,6 +99,17 @@ function comparisonBits(g: number): boolean[] {
   return bits;
 }
 
+/** G = round(γ · 2^16) clamped to [1, 2^16 − 1]: a token is green when its 16-bit U < G, with probability G / 2^16. */
+function greenThreshold(gamma: number): number {
+  const scale = 2 ** GAMMA_BITS;
+  return Math.max(1, Math.min(scale - 1, Math.round(gamma * scale)));
+}
+
+/** The comparison bits of γ's G (comparisonBits), as `greenMask` takes them: what KgwScheme tests with. */
+export function kgwComparisonBits(gamma: number): Uint8Array {
+  return Uint8Array.from(comparisonBits(greenThreshold(gamma)), Number);
+}
+
 /** Green bits of the 32 tokens of `block` under the seed (lo, hi): bit j is token 32·block + j. */
 function greenMask(bits: Uint8Array, lo: number, hi: number, block: number): number {
   const base = block << 5;
@@ -157,7 +168,7 @@ export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpe
     shared?: { prf: ContextPrf; accountParts: AccountLayerParts | undefined; account: string | undefined },
   ) {
     const scale = 2 ** GAMMA_BITS;
-    const g = Math.max(1, Math.min(scale - 1, Math.round(spec.gamma * scale)));
+    const g = greenThreshold(spec.gamma);
     super(
       spec,
       {
@@ -187,7 +198,7 @@ export class KgwScheme extends LogitBiasScheme<KgwSpec> implements Scheme<KgwSpe
         : new AccountLayer(parts.key, parts.prf, shared.account, spec.accountDelta);
     if (prf.hasContextKey) this.contextKey = (sequence, end, out) => prf.contextKey(sequence, end, out);
     if (prf.hasInputKey) this.inputKey = (sequence, index, out) => prf.inputKey(sequence, index, out);
-    this.#bits = Uint8Array.from(comparisonBits(g), Number);
+    this.#bits = kgwComparisonBits(spec.gamma);
     this.#self = spec.hashing === 'self';
     this.organisationGreen = this.#self
       ? undefined
